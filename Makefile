@@ -1,0 +1,52 @@
+# The verbs people, CI and the Docker image share. Every target that needs Python depends on setup,
+# so a fresh clone needs nothing but `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/airline.yaml
+
+# Offline mirrors beside the checkout, unless the caller points elsewhere.
+SHARED ?= $(abspath ..)/shared
+export DATA_DIR ?= $(SHARED)/datasets
+export HF_HUB_CACHE ?= $(SHARED)/hf-hub
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+PYTEST := $(BIN)/python -m pytest
+COV := --cov --cov-report=term-missing:skip-covered --cov-report=xml
+
+.PHONY: setup test test-slow test-all lint format data baseline clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+test: setup  ## the default offline suite with coverage (floor in pyproject.toml)
+	$(PYTEST) -m "not slow and not load and not browser" $(COV)
+
+test-slow: setup  ## tests that load the real base model or train for real
+	$(PYTEST) -m slow --no-cov
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+data: setup  ## cleaning report and splits for CONFIG
+	$(BIN)/tweet-classifier data --config $(CONFIG) --out outputs/data/$(notdir $(basename $(CONFIG)))
+
+baseline: setup  ## TF-IDF baseline for CONFIG
+	$(BIN)/tweet-classifier baseline --config $(CONFIG) --out outputs/baseline/$(notdir $(basename $(CONFIG)))
+
+clean:
+	rm -rf .pytest_cache .ruff_cache .coverage .coverage.* coverage.xml htmlcov

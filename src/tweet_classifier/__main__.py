@@ -1,0 +1,5 @@
+import sys
+
+from tweet_classifier.cli import main
+
+sys.exit(main())

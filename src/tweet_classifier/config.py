@@ -1,0 +1,326 @@
+"""Typed, strict, layered run configuration.
+
+A run is described by one or more YAML files (later files win) plus ``--set section.key=value``
+overrides. YAML holds values only. Every section is a pydantic model that forbids unknown keys and
+refuses type changes, so a typo fails loudly with the key and the value it was given.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tweet_classifier.errors import TweetClassifierError
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ConfigError(TweetClassifierError):
+    """A configuration file or override is invalid; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    # strict: a YAML string never silently becomes a number; extra=forbid: typos fail.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SplitConfig(_Section):
+    # official: keep the dataset's own train/validation/test; stratified: label-stratified random
+    # split grouped by normalized text; temporal: earliest rows train, latest rows test.
+    strategy: Literal["official", "stratified", "temporal"] = "stratified"
+    validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    # Hub split names used when strategy is official.
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str = "test"
+
+
+class DataConfig(_Section):
+    # A file (csv/jsonl/parquet) or a dataset folder relative to DATA_DIR, an absolute path,
+    # or a Hub dataset id such as "cardiffnlp/tweet_eval".
+    source: str
+    # Hub dataset config name (e.g. "hate" for tweet_eval).
+    subset: str | None = None
+    format: Literal["auto", "csv", "jsonl", "parquet", "hub"] = "auto"
+    encoding: str = "utf-8"
+    text_column: str = "text"
+    label_column: str = "label"
+    id_column: str | None = None
+    confidence_column: str | None = None
+    timestamp_column: str | None = None
+    # A column whose values get their own slice metrics (e.g. "airline").
+    group_column: str | None = None
+    # Label names in model order. Integer labels are mapped through this list; a value outside it
+    # is an error. Empty means "read the names from the dataset" (ClassLabel) or sorted values.
+    labels: list[str] = Field(default_factory=list)
+    # Debug aid (as in transformers' run_classification): keep only the first N rows of each split.
+    max_rows: int | None = Field(None, gt=0)
+    split: SplitConfig = SplitConfig()
+
+
+class NormalizeConfig(_Section):
+    """Settings of ``text.normalize_tweet``; saved with every model so serving matches training."""
+
+    fix_mojibake: bool = True
+    unescape_html: bool = True
+    unicode_form: Literal["NFC", "NFKC", "none"] = "NFKC"
+    # Replace URLs and @handles with fixed placeholders (TweetEval's own convention).
+    replace_urls: bool = True
+    url_token: str = "http"
+    replace_handles: bool = True
+    handle_token: str = "@user"
+    # The base model's vocabulary maps most emoji to [UNK]; spell them out instead.
+    demojize: bool = True
+    lowercase: bool = False
+    collapse_whitespace: bool = True
+    # Cap runs of one character ("soooooo" -> "sooo") so noisy elongations share tokens.
+    max_char_repeat: int = Field(3, ge=0)
+
+
+class TextRepair(_Section):
+    # A regular expression and its replacement, applied to raw text before normalization.
+    name: str
+    pattern: str
+    replacement: str
+
+
+class LowConfidenceConfig(_Section):
+    # drop: remove rows under the threshold; weight: keep them with weight = confidence;
+    # keep: do nothing.
+    policy: Literal["drop", "weight", "keep"] = "weight"
+    threshold: float = Field(0.7, ge=0.0, le=1.0)
+
+
+class LabelNoiseConfig(_Section):
+    # Confident-learning audit with out-of-fold baseline probabilities (cleanlab).
+    policy: Literal["off", "report", "drop", "downweight"] = "report"
+    folds: int = Field(5, ge=2, le=20)
+    downweight_factor: float = Field(0.3, ge=0.0, le=1.0)
+    max_examples: int = Field(50, ge=0)
+
+
+class CleaningConfig(_Section):
+    drop_empty: bool = True
+    drop_exact_duplicates: bool = True
+    # Records that share an id but disagree on the label: drop all of them or keep the first.
+    id_conflicts: Literal["drop", "keep_first", "off"] = "drop"
+    # Texts equal after normalization with different labels: weighted majority vote by
+    # confidence, or drop the whole group.
+    text_conflicts: Literal["vote", "drop", "off"] = "vote"
+    # Texts equal after normalization with the same label: keep one.
+    dedupe_normalized: bool = True
+    low_confidence: LowConfidenceConfig = LowConfidenceConfig()
+    repairs: list[TextRepair] = Field(default_factory=list)
+    # Official-split datasets: test texts that also occur in train.
+    test_overlap: Literal["report", "remove_from_train"] = "remove_from_train"
+    label_noise: LabelNoiseConfig = LabelNoiseConfig()
+    examples_per_step: int = Field(3, ge=0, le=50)
+
+
+class BaselineConfig(_Section):
+    word_ngram_max: int = Field(2, ge=1, le=3)
+    char_ngram_min: int = Field(2, ge=1, le=6)
+    char_ngram_max: int = Field(5, ge=1, le=8)
+    max_features: int = Field(200_000, gt=0)
+    # Inverse regularisation strengths tried on validation.
+    c_grid: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0])
+    class_weight: Literal["balanced", "none"] = "balanced"
+    max_iter: int = Field(2000, gt=0)
+
+
+class TrainConfig(_Section):
+    base_model: str = DEFAULT_BASE_MODEL
+    # Pin the base model to a Hub revision (commit SHA, tag or branch).
+    base_revision: str | None = None
+    output_dir: str = "models/airline"
+    max_length: int = Field(128, ge=8, le=512)
+    epochs: float = Field(3.0, gt=0)
+    # -1 means "derived from epochs".
+    max_steps: int = Field(-1, ge=-1)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weighted_loss: bool = True
+    # Use the cleaning pipeline's confidence weights as per-sample loss weights.
+    sample_weights: bool = True
+    freeze_embeddings: bool = False
+    # bf16 autocast on CPUs with AMX/AVX512-BF16 and on GPUs that support it.
+    bf16: bool = True
+    group_by_length: bool = True
+    eval_steps: int | None = Field(None, gt=0)
+    early_stopping_patience: int = Field(2, ge=0)
+    logging_steps: int = Field(25, gt=0)
+    save_total_limit: int = Field(2, ge=1)
+    dataloader_workers: int = Field(0, ge=0)
+    # Build a randomly initialised model of this size instead of loading base_model (tests).
+    tiny_model: bool = False
+
+
+class EvaluateConfig(_Section):
+    ece_bins: int = Field(10, ge=2, le=100)
+    short_text_words: int = Field(8, ge=1)
+    worst_examples: int = Field(25, ge=0)
+
+
+class InferenceConfig(_Section):
+    backend: Literal["auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"] = "auto"
+    max_chars: int = Field(2_000, gt=0)
+    batch_size: int = Field(32, ge=1)
+    min_agreement: float = Field(0.995, gt=0, le=1)
+    max_f1_drop: float = Field(0.005, ge=0, le=1)
+
+
+class TrackingConfig(_Section):
+    enabled: bool = True
+    project: str = "tweet-classifier"
+    entity: str | None = None
+    # auto: online with WANDB_API_KEY and a reachable server, otherwise offline.
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+
+
+class HubConfig(_Section):
+    repo_id: str | None = None
+    private: bool = False
+    revision: str = "main"
+    max_retries: int = Field(4, ge=0, le=10)
+
+
+class PromotionConfig(_Section):
+    min_improvement: float = Field(0.005, ge=0, le=1)
+    max_class_drop: float = Field(0.02, ge=0, le=1)
+    p95_budget_ms: float = Field(50.0, gt=0)
+
+
+class RunConfig(_Section):
+    name: str
+    seed: int = 42
+    data: DataConfig
+    normalize: NormalizeConfig = NormalizeConfig()
+    cleaning: CleaningConfig = CleaningConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    inference: InferenceConfig = InferenceConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    hub: HubConfig = HubConfig()
+    promotion: PromotionConfig = PromotionConfig()
+
+    @model_validator(mode="after")
+    def _check_split_fractions(self) -> RunConfig:
+        split = self.data.split
+        if split.validation_fraction + split.test_fraction >= 0.8:
+            raise ValueError(
+                "data.split.validation_fraction + data.split.test_fraction must be below 0.8, "
+                f"got {split.validation_fraction} + {split.test_fraction}"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def data_dir() -> Path:
+    """Folder that relative data paths resolve against: ``$DATA_DIR`` or ``data/``."""
+    return Path(os.environ.get("DATA_DIR", "data"))
+
+
+def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``overlay`` into a copy of ``base``; nested mappings merge, everything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_yaml_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (pass an existing YAML file to --config)")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: fix the syntax") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+    return loaded
+
+
+def parse_override(override: str) -> tuple[list[str], Any]:
+    """Split ``section.key=value`` into its key path and a YAML-typed value."""
+    key, sep, raw_value = override.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {override!r} must look like section.key=value")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+    except yaml.YAMLError:
+        value = raw_value
+    return key.split("."), value
+
+
+def apply_override(values: dict[str, Any], override: str) -> dict[str, Any]:
+    path, value = parse_override(override)
+    nested: dict[str, Any] = value
+    for part in reversed(path):
+        nested = {part: nested}
+    return deep_merge(values, nested)
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<root>"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown config key '{key}' (value {item['input']!r}): remove it or fix the spelling")
+        elif item["type"] == "missing":
+            problems.append(f"missing config key '{key}': add it to the config")
+        else:
+            problems.append(f"config key '{key}' has invalid value {item['input']!r}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def build_config(values: Mapping[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(dict(values))
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error)) from None
+
+
+def load_config(paths: Sequence[str | Path], overrides: Iterable[str] = ()) -> RunConfig:
+    """Load and layer YAML files (later wins), apply ``key=value`` overrides, validate."""
+    if not paths:
+        raise ConfigError("no config given: pass --config configs/airline.yaml (or another file)")
+    values: dict[str, Any] = {}
+    for path in paths:
+        values = deep_merge(values, _read_yaml_file(Path(path)))
+    for override in overrides:
+        values = apply_override(values, override)
+    return build_config(values)
+
+
+def save_config(config: RunConfig, path: str | Path) -> Path:
+    """Write the resolved config as YAML next to an output."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(config.to_yaml(), encoding="utf-8")
+    return target
