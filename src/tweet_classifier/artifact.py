@@ -81,8 +81,11 @@ class ModelManifest:
         unknown = sorted(set(values) - known)
         if unknown:
             logger.warning("ignoring unknown manifest keys in %s: %s", path, unknown)
-        missing = [name for name in ("labels", "base_model", "normalizer", "normalizer_version", "max_length")
-                   if name not in values]
+        missing = [
+            name
+            for name in ("labels", "base_model", "normalizer", "normalizer_version", "max_length")
+            if name not in values
+        ]
         if missing:
             raise ArtifactError(f"{path} lacks {missing}; retrain or re-download the model")
         return cls(**{key: value for key, value in values.items() if key in known})
