@@ -34,9 +34,12 @@ test: setup  ## the default offline suite with coverage (floor in pyproject.toml
 test-slow: setup  ## tests that load the real base model or train for real
 	$(PYTEST) -m slow --no-cov
 
-lint: setup
+lint: setup  ## ruff, plus the Dockerfile, the workflows and the shell scripts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/actionlint
+	$(BIN)/shellcheck .ci/run scripts/*.sh
 
 format: setup
 	$(BIN)/ruff format .
