@@ -1,0 +1,138 @@
+"""The model folder contract: manifest round trip, atomic writes, clear errors for broken folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tweet_classifier.artifact import (
+    MANIFEST_NAME,
+    ArtifactError,
+    ModelManifest,
+    atomic_folder,
+    check_model_folder,
+    read_json,
+    write_json_atomic,
+)
+
+
+def make_manifest(**changes) -> ModelManifest:
+    values = {
+        "labels": ["negative", "neutral", "positive"],
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "normalizer": {"lowercase": False},
+        "normalizer_version": "1",
+        "max_length": 64,
+    }
+    values.update(changes)
+    return ModelManifest(**values)
+
+
+def test_manifest_round_trips_through_the_folder(tmp_path):
+    manifest = make_manifest(dataset={"source": "Tweets.csv"}, wandb_run_url="https://wandb.ai/x/y/runs/z")
+    manifest.save(tmp_path)
+    loaded = ModelManifest.load(tmp_path)
+    assert loaded == manifest
+    assert json.loads((tmp_path / MANIFEST_NAME).read_text())["labels"] == ["negative", "neutral", "positive"]
+
+
+def test_manifest_ignores_unknown_keys_from_newer_versions(tmp_path, caplog):
+    payload = make_manifest().to_dict() | {"added_later": 1}
+    write_json_atomic(tmp_path / MANIFEST_NAME, payload)
+    assert ModelManifest.load(tmp_path).labels == ["negative", "neutral", "positive"]
+    assert "added_later" in caplog.text
+
+
+def test_missing_manifest_says_how_to_get_a_model(tmp_path):
+    with pytest.raises(ArtifactError, match="tweet-classifier train"):
+        ModelManifest.load(tmp_path)
+
+
+def test_corrupt_manifest_is_a_clear_error(tmp_path):
+    (tmp_path / MANIFEST_NAME).write_bytes(b"\xff\xfe not json")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        ModelManifest.load(tmp_path)
+
+
+def test_manifest_missing_required_keys_is_a_clear_error(tmp_path):
+    write_json_atomic(tmp_path / MANIFEST_NAME, {"labels": ["a", "b"]})
+    with pytest.raises(ArtifactError, match="lacks"):
+        ModelManifest.load(tmp_path)
+
+
+def test_write_json_atomic_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
+    target = tmp_path / "nested" / "metrics.json"
+    write_json_atomic(target, {"macro_f1": 0.5})
+    write_json_atomic(target, {"macro_f1": 0.75, "text": "ünïcödé ✈"})
+    assert read_json(target) == {"macro_f1": 0.75, "text": "ünïcödé ✈"}
+    assert [path.name for path in target.parent.iterdir()] == ["metrics.json"]
+
+
+def test_write_json_atomic_keeps_the_old_file_when_serialisation_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    write_json_atomic(target, {"macro_f1": 0.5})
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"bad": object()})
+    assert read_json(target) == {"macro_f1": 0.5}
+    assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_folder_publishes_on_success_and_replaces_an_old_folder(tmp_path):
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with atomic_folder(final) as staging:
+        assert staging != final
+        (staging / "new.txt").write_text("new")
+        assert not (final / "new.txt").exists()
+    assert sorted(path.name for path in final.iterdir()) == ["new.txt"]
+    assert [path.name for path in tmp_path.iterdir()] == ["model"]
+
+
+def test_atomic_folder_leaves_the_old_folder_untouched_on_failure(tmp_path):
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "weights").write_text("champion")
+
+    def write_then_die() -> None:
+        with atomic_folder(final) as staging:
+            (staging / "weights").write_text("half-written")
+            raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        write_then_die()
+    assert (final / "weights").read_text() == "champion"
+    assert [path.name for path in tmp_path.iterdir()] == ["model"]
+
+
+def test_check_model_folder_accepts_the_tiny_model(tiny_model_dir):
+    manifest = check_model_folder(tiny_model_dir)
+    assert manifest.labels == ["negative", "neutral", "positive"]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("missing_folder", "model folder not found"),
+        ("no_weights", "model.safetensors is missing"),
+        ("empty_weights", "is empty"),
+        ("no_config", "config.json is missing"),
+        ("no_manifest", "not a tweet-classifier model folder"),
+    ],
+)
+def test_check_model_folder_names_what_is_broken(tmp_path, tiny_model_dir, breakage, message):
+    folder = tmp_path / "model"
+    if breakage != "missing_folder":
+        shutil.copytree(tiny_model_dir, folder)
+    if breakage == "no_weights":
+        (folder / "model.safetensors").unlink()
+    elif breakage == "empty_weights":
+        (folder / "model.safetensors").write_bytes(b"")
+    elif breakage == "no_config":
+        (folder / "config.json").unlink()
+    elif breakage == "no_manifest":
+        (folder / MANIFEST_NAME).unlink()
+    with pytest.raises(ArtifactError, match=message):
+        check_model_folder(folder)
