@@ -171,6 +171,9 @@ class EvaluateConfig(_Section):
     ece_bins: int = Field(10, ge=2, le=100)
     short_text_words: int = Field(8, ge=1)
     worst_examples: int = Field(25, ge=0)
+    batch_size: int = Field(64, ge=1)
+    # bf16 autocast for scoring where the hardware supports it; fp32 by default so reported numbers are exact.
+    bf16: bool = False
 
 
 class InferenceConfig(_Section):
@@ -181,12 +184,46 @@ class InferenceConfig(_Section):
     max_f1_drop: float = Field(0.005, ge=0, le=1)
 
 
+class ServeConfig(_Section):
+    """The Gradio app and the FastAPI server (serve.py, monitor.py); env vars override some fields."""
+
+    # Model calls running at once per process. On a 2-core CPU more than 2 only adds contention;
+    # measured with scripts/api_latency.py and the load test (see README).
+    concurrency_limit: int = Field(2, ge=1, le=64)
+    # Events waiting in Gradio's queue (and /v1 requests waiting for a slot) before "busy" answers.
+    queue_max_size: int = Field(64, ge=1)
+    # The first N requests after start-up are "cold" (caches, allocator, lazy init) and kept apart.
+    cold_requests: int = Field(20, ge=0)
+    latency_window: int = Field(2_000, ge=10)
+    throughput_window_s: float = Field(60.0, gt=0)
+    # Hard cap on any HTTP request body; text length itself is checked against the model's max_chars.
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    max_csv_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    max_csv_rows: int = Field(5_000, ge=1)
+    max_batch_texts: int = Field(256, ge=1)
+    feedback_file: str = "runs/feedback.jsonl"
+    feedback_max_records: int = Field(10_000, ge=10)
+    feedback_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    # Canary: small batches so user requests are never stuck behind it; it pauses while users wait.
+    canary_batch_size: int = Field(8, ge=1)
+    canary_max_rows: int = Field(5_000, ge=1)
+    drift_window: int = Field(1_000, ge=10)
+    drift_min_samples: int = Field(50, ge=1)
+    # PSI above 0.25 is the usual "major shift" line; 0.1-0.25 "moderate".
+    drift_psi_threshold: float = Field(0.25, gt=0)
+    metrics_refresh_s: float = Field(2.0, gt=0)
+    graceful_shutdown_s: float = Field(30.0, ge=0)
+
+
 class TrackingConfig(_Section):
     enabled: bool = True
     project: str = "tweet-classifier"
     entity: str | None = None
     # auto: online with WANDB_API_KEY and a reachable server, otherwise offline.
     mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    # Bounded checks so an unreachable server costs seconds, not a hung run.
+    reachability_timeout_s: float = Field(3.0, gt=0, le=60)
+    init_timeout_s: float = Field(30.0, gt=0, le=600)
 
 
 class HubConfig(_Section):
@@ -212,6 +249,7 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     inference: InferenceConfig = InferenceConfig()
+    serve: ServeConfig = ServeConfig()
     tracking: TrackingConfig = TrackingConfig()
     hub: HubConfig = HubConfig()
     promotion: PromotionConfig = PromotionConfig()

@@ -1,0 +1,510 @@
+"""Live numbers of a running server: latency, throughput, live F1 (canary + corrections), drift.
+
+Pure logic and thread-safe: nothing here loads a model or starts a thread. ``serve.py`` feeds it
+from request handlers and from the canary thread; the UI and ``/metrics`` read ``snapshot()``.
+Every F1 comes from ``metrics.classification_report_dict`` so the app's numbers equal scikit-learn's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.metrics import classification_report_dict
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_NAME = "reference.json"
+REFERENCE_FORMAT_VERSION = 1
+PERCENTILES = (50, 95, 99)
+
+# Bin edges (left-closed) for the numeric drift features; the last bin is open-ended.
+# Tweets are capped at 280 characters, so longer inputs land in their own, telling, bin.
+CHAR_BINS = (0, 40, 80, 120, 160, 200, 281)
+WORD_BINS = (0, 5, 10, 15, 20, 30)
+# Share of [UNK] tokens: exactly zero is by far the most common value, so it gets its own bin.
+UNK_BINS = (0.0, 1e-9, 0.05, 0.15, 0.3)
+BINARY_TRAITS = ("has_url", "has_mention", "has_emoji", "has_hashtag")
+PREDICTED_LABEL = "predicted_label"
+# Smoothing so an empty bin on one side gives a large but finite PSI.
+PSI_EPSILON = 1e-4
+
+
+class MonitorError(TweetClassifierError):
+    """A reference or feedback file cannot be used."""
+
+
+class TraitsLike(Protocol):
+    n_chars: int
+    n_words: int
+    has_url: bool
+    has_mention: bool
+    has_emoji: bool
+    has_hashtag: bool
+
+
+def percentile_summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    """p50/p95/p99/mean/max of ``values`` (numpy's linear interpolation), ``None`` when empty."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "mean": None, "max": None}
+    array = np.asarray(values, dtype=float)
+    p50, p95, p99 = np.percentile(array, PERCENTILES)
+    return {
+        "n": int(array.size),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "mean": float(array.mean()),
+        "max": float(array.max()),
+    }
+
+
+class LatencyTracker:
+    """Compute and whole-request latency over a rolling window, the first requests kept apart as cold."""
+
+    def __init__(self, cold_requests: int, window: int) -> None:
+        self.cold_requests = cold_requests
+        self._cold: dict[str, list[float]] = {"compute_ms": [], "request_ms": []}
+        self._warm: dict[str, deque[float]] = {"compute_ms": deque(maxlen=window), "request_ms": deque(maxlen=window)}
+        self._seen = 0
+
+    def add(self, compute_ms: float, request_ms: float) -> None:
+        target = self._cold if self._seen < self.cold_requests else self._warm
+        self._seen += 1
+        target["compute_ms"].append(compute_ms)
+        target["request_ms"].append(request_ms)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "warm": {name: percentile_summary(list(values)) for name, values in self._warm.items()},
+            "cold": {name: percentile_summary(values) for name, values in self._cold.items()},
+            "cold_requests": self.cold_requests,
+        }
+
+
+def _bin_name(edges: Sequence[float], value: float, unit: str = "") -> str:
+    index = int(np.searchsorted(np.asarray(edges), value, side="right")) - 1
+    index = max(index, 0)
+    low = edges[index]
+    if index == len(edges) - 1:
+        return f">={low:g}{unit}"
+    return f"{low:g}-{edges[index + 1]:g}{unit}"
+
+
+def drift_bins(traits: TraitsLike, unk_share: float) -> dict[str, str]:
+    """The bin each drift feature of one text falls in (same function for reference and live)."""
+    bins = {
+        "n_chars": _bin_name(CHAR_BINS, traits.n_chars),
+        "n_words": _bin_name(WORD_BINS, traits.n_words),
+        "unk_share": "0" if unk_share <= 0 else _bin_name(UNK_BINS, unk_share),
+    }
+    for name in BINARY_TRAITS:
+        bins[name] = "yes" if bool(getattr(traits, name)) else "no"
+    return bins
+
+
+def population_stability_index(expected: Mapping[str, float], actual: Mapping[str, float]) -> float:
+    """PSI = sum (actual - expected) * ln(actual / expected) over the union of bins (shares, smoothed)."""
+    total = 0.0
+    for name in set(expected) | set(actual):
+        expected_share = max(float(expected.get(name, 0.0)), PSI_EPSILON)
+        actual_share = max(float(actual.get(name, 0.0)), PSI_EPSILON)
+        total += (actual_share - expected_share) * math.log(actual_share / expected_share)
+    return total
+
+
+def _shares(counts: Mapping[str, int]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {name: count / total for name, count in sorted(counts.items())} if total else {}
+
+
+@dataclass
+class DriftReference:
+    """Feature distributions of the training split (shares per bin) and its label mix."""
+
+    n: int
+    distributions: dict[str, dict[str, float]]
+    source: str = "training split"
+    format_version: int = REFERENCE_FORMAT_VERSION
+
+    @classmethod
+    def from_observations(
+        cls, observations: Iterable[tuple[TraitsLike, float, str]], source: str = "training split"
+    ) -> DriftReference:
+        """Build from ``(traits, unk_share, label)`` triples; the label mix is compared with predictions."""
+        counts: dict[str, Counter[str]] = {}
+        n = 0
+        for traits, unk_share, label in observations:
+            n += 1
+            for feature, bin_name in drift_bins(traits, unk_share).items():
+                counts.setdefault(feature, Counter())[bin_name] += 1
+            counts.setdefault(PREDICTED_LABEL, Counter())[label] += 1
+        if n == 0:
+            raise MonitorError("cannot build a drift reference from zero texts: pass the training split")
+        return cls(n=n, distributions={name: _shares(counter) for name, counter in counts.items()}, source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "n": self.n,
+            "source": self.source,
+            "distributions": self.distributions,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        from tweet_classifier.artifact import write_json_atomic
+
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> DriftReference:
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(
+                n=int(values["n"]),
+                distributions={
+                    str(feature): {str(name): float(share) for name, share in shares.items()}
+                    for feature, shares in values["distributions"].items()
+                },
+                source=str(values.get("source", "reference.json")),
+                format_version=int(values.get("format_version", REFERENCE_FORMAT_VERSION)),
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise MonitorError(
+                f"drift reference {path} is unreadable ({type(error).__name__}); delete it to rebuild it "
+                "from the training split"
+            ) from None
+
+
+class DriftTracker:
+    """Live distributions over the last ``window`` texts vs a reference; PSI per feature."""
+
+    def __init__(self, window: int, min_samples: int, psi_threshold: float) -> None:
+        self.window = window
+        self.min_samples = min_samples
+        self.psi_threshold = psi_threshold
+        self.reference: DriftReference | None = None
+        self._recent: deque[dict[str, str]] = deque(maxlen=window)
+        self._counts: dict[str, Counter[str]] = {}
+
+    def set_reference(self, reference: DriftReference) -> None:
+        self.reference = reference
+
+    def observe(self, traits: TraitsLike, unk_share: float, predicted_label: str) -> None:
+        bins = drift_bins(traits, unk_share)
+        bins[PREDICTED_LABEL] = predicted_label
+        if len(self._recent) == self._recent.maxlen:
+            for feature, bin_name in self._recent[0].items():
+                self._counts[feature][bin_name] -= 1
+        self._recent.append(bins)
+        for feature, bin_name in bins.items():
+            self._counts.setdefault(feature, Counter())[bin_name] += 1
+
+    def summary(self) -> dict[str, Any]:
+        live = {feature: _shares(+counter) for feature, counter in self._counts.items()}
+        n = len(self._recent)
+        result: dict[str, Any] = {
+            "n": n,
+            "window": self.window,
+            "threshold": self.psi_threshold,
+            "reference": None if self.reference is None else {"n": self.reference.n, "source": self.reference.source},
+            "live": live,
+            "psi": {},
+            "drifted": [],
+            "status": "waiting",
+            "message": "",
+        }
+        if self.reference is None:
+            result["message"] = "No training reference loaded yet, so drift cannot be measured."
+            return result
+        result["psi"] = {
+            feature: population_stability_index(self.reference.distributions[feature], live.get(feature, {}))
+            for feature in self.reference.distributions
+        }
+        if n < self.min_samples:
+            result["message"] = f"Collecting inputs: {n} of {self.min_samples} needed before drift is scored."
+            return result
+        drifted = sorted(
+            (feature for feature, psi in result["psi"].items() if psi > self.psi_threshold),
+            key=lambda feature: -result["psi"][feature],
+        )
+        result["drifted"] = drifted
+        if drifted:
+            result["status"] = "drift"
+            worst = drifted[0]
+            result["message"] = (
+                f"Warning: recent inputs differ from the training data in {', '.join(drifted)} "
+                f"(PSI {result['psi'][worst]:.2f} > {self.psi_threshold:g} for {worst}). "
+                "Predictions may be less accurate than the test metrics say; check the new inputs and "
+                "consider retraining on them."
+            )
+        else:
+            result["status"] = "ok"
+            result["message"] = (
+                f"No drift: every feature's PSI is at most {self.psi_threshold:g} over the last {n} inputs."
+            )
+        return result
+
+
+@dataclass
+class LabelledStream:
+    """True and predicted labels arriving over time, scored with the project's metrics."""
+
+    labels: list[str]
+    y_true: list[str] = field(default_factory=list)
+    y_pred: list[str] = field(default_factory=list)
+    _report: dict[str, Any] | None = None
+
+    def extend(self, y_true: Sequence[str], y_pred: Sequence[str]) -> None:
+        self.y_true.extend(y_true)
+        self.y_pred.extend(y_pred)
+        # Scored on arrival, not on every /metrics read: reads are far more frequent than updates.
+        self._report = classification_report_dict(self.y_true, self.y_pred, self.labels) if self.y_true else None
+
+    def summary(self) -> dict[str, Any]:
+        report = self._report
+        if report is None:
+            return {"n": 0, "macro_f1": None, "accuracy": None, "per_class_f1": {}}
+        return {
+            "n": report["n"],
+            "macro_f1": report["macro_f1"],
+            "accuracy": report["accuracy"],
+            "per_class_f1": {label: values["f1"] for label, values in report["per_class"].items()},
+        }
+
+
+class FeedbackStore:
+    """Corrections as JSON lines: appended with flush + fsync under a lock, reloaded on start, bounded.
+
+    When the file passes ``max_records`` or ``max_bytes`` it is rewritten atomically with the newest
+    ``keep_fraction`` of its records, so it never grows without bound and a crash never truncates it.
+    """
+
+    def __init__(self, path: str | Path, max_records: int, max_bytes: int, keep_fraction: float = 0.8) -> None:
+        self.path = Path(path)
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.keep_fraction = keep_fraction
+        self._lock = threading.Lock()
+        self._records: deque[dict[str, Any]] = deque()
+
+    def load(self) -> list[dict[str, Any]]:
+        """Read the records a previous run wrote; a torn last line (crash mid-write) is skipped."""
+        with self._lock:
+            self._records.clear()
+            if not self.path.is_file():
+                return []
+            skipped = 0
+            with self.path.open(encoding="utf-8", errors="replace") as stream:
+                for line in stream:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        skipped += 1
+                        continue
+                    if isinstance(record, dict) and {"predicted", "correct"} <= set(record):
+                        self._records.append(record)
+                    else:
+                        skipped += 1
+            if skipped:
+                logger.warning("skipped %d unreadable feedback lines in %s", skipped, self.path)
+            return list(self._records)
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(dict(record), ensure_ascii=False) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as stream:
+                stream.write(line)
+                stream.flush()
+                os.fsync(stream.fileno())
+            self._records.append(dict(record))
+            if len(self._records) > self.max_records or self.path.stat().st_size > self.max_bytes:
+                self._trim()
+
+    def _trim(self) -> None:
+        keep = max(1, int(min(len(self._records), self.max_records) * self.keep_fraction))
+        kept = list(self._records)[-keep:]
+        payload = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in kept)
+        while len(kept) > 1 and len(payload.encode("utf-8")) > self.max_bytes * self.keep_fraction:
+            kept = kept[len(kept) // 4 :]
+            payload = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in kept)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(payload)
+                stream.flush()
+                os.fsync(stream.fileno())
+            Path(temp_name).replace(self.path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        logger.info("feedback file %s trimmed to its newest %d records", self.path, len(kept))
+        self._records = deque(kept)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+
+@dataclass
+class RequestTiming:
+    """Filled in by a handler inside ``ServingMonitor.track``: the model's share of the request."""
+
+    endpoint: str
+    n_texts: int = 1
+    compute_ms: float = 0.0
+    ok: bool = False
+
+
+class ServingMonitor:
+    """Everything ``/metrics`` reports, behind one lock."""
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        cold_requests: int = 20,
+        latency_window: int = 2_000,
+        throughput_window_s: float = 60.0,
+        drift_window: int = 1_000,
+        drift_min_samples: int = 50,
+        drift_psi_threshold: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.labels = list(labels)
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.started_at = clock()
+        self.latency = LatencyTracker(cold_requests, latency_window)
+        self.throughput_window_s = throughput_window_s
+        self._finished: deque[tuple[float, int]] = deque()
+        self.requests_served = 0
+        self.texts_served = 0
+        self.requests_failed = 0
+        self.requests_rejected = 0
+        self.in_flight = 0
+        self.canary = LabelledStream(self.labels)
+        self.canary_total = 0
+        self.canary_status = "not started"
+        self.corrections = LabelledStream(self.labels)
+        self.drift = DriftTracker(drift_window, drift_min_samples, drift_psi_threshold)
+
+    @contextmanager
+    def track(self, endpoint: str, n_texts: int = 1) -> Iterator[RequestTiming]:
+        """Count a user request in flight; on exit record its latency (only when it succeeded)."""
+        timing = RequestTiming(endpoint=endpoint, n_texts=n_texts)
+        started = time.perf_counter()
+        with self._lock:
+            self.in_flight += 1
+        try:
+            yield timing
+        finally:
+            request_ms = (time.perf_counter() - started) * 1000.0
+            with self._lock:
+                self.in_flight -= 1
+                if timing.ok:
+                    self.requests_served += 1
+                    self.texts_served += timing.n_texts
+                    self.latency.add(timing.compute_ms, request_ms)
+                    self._finished.append((self._clock(), timing.n_texts))
+                else:
+                    self.requests_failed += 1
+
+    def record_rejected(self) -> None:
+        with self._lock:
+            self.requests_rejected += 1
+
+    def busy(self) -> bool:
+        with self._lock:
+            return self.in_flight > 0
+
+    def observe_input(self, traits: TraitsLike, unk_share: float, predicted_label: str) -> None:
+        with self._lock:
+            self.drift.observe(traits, unk_share, predicted_label)
+
+    def set_reference(self, reference: DriftReference) -> None:
+        with self._lock:
+            self.drift.set_reference(reference)
+
+    def start_canary(self, total: int) -> None:
+        with self._lock:
+            self.canary_total = total
+            self.canary_status = "running"
+
+    def record_canary(self, y_true: Sequence[str], y_pred: Sequence[str]) -> None:
+        with self._lock:
+            self.canary.extend(y_true, y_pred)
+
+    def set_canary_status(self, status: str) -> None:
+        with self._lock:
+            self.canary_status = status
+
+    def record_correction(self, predicted: str, correct: str) -> None:
+        self._check_labels(predicted, correct)
+        with self._lock:
+            self.corrections.extend([correct], [predicted])
+
+    def load_corrections(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Replay stored corrections (from ``FeedbackStore.load``); records with unknown labels are skipped."""
+        known = set(self.labels)
+        pairs = [
+            (str(record["correct"]), str(record["predicted"]))
+            for record in records
+            if record.get("correct") in known and record.get("predicted") in known
+        ]
+        if pairs:
+            with self._lock:
+                self.corrections.extend([correct for correct, _ in pairs], [predicted for _, predicted in pairs])
+        return len(pairs)
+
+    def _check_labels(self, *values: str) -> None:
+        for value in values:
+            if value not in self.labels:
+                raise MonitorError(f"unknown label {value!r}: choose one of {', '.join(self.labels)}")
+
+    def _throughput(self, now: float) -> dict[str, float]:
+        horizon = now - self.throughput_window_s
+        while self._finished and self._finished[0][0] < horizon:
+            self._finished.popleft()
+        # Over the uptime while it is shorter than the window, so early numbers are not diluted.
+        span = min(self.throughput_window_s, max(now - self.started_at, 1e-3))
+        return {
+            "window_s": self.throughput_window_s,
+            "requests_per_s": len(self._finished) / span,
+            "texts_per_s": sum(n for _, n in self._finished) / span,
+        }
+
+    def snapshot(self, queue_depth: int | None = None) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            canary = self.canary.summary()
+            canary.update(status=self.canary_status, total=self.canary_total)
+            return {
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                "uptime_s": now - self.started_at,
+                "requests_served": self.requests_served,
+                "texts_served": self.texts_served,
+                "requests_failed": self.requests_failed,
+                "requests_rejected": self.requests_rejected,
+                "in_flight": self.in_flight,
+                "queue_depth": queue_depth,
+                "throughput": self._throughput(now),
+                "latency_ms": self.latency.summary(),
+                "live_f1": {"canary": canary, "corrections": self.corrections.summary()},
+                "drift": self.drift.summary(),
+            }
