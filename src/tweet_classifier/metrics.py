@@ -40,6 +40,10 @@ def expected_calibration_error(
     if len(y_true) == 0:
         return 0.0
     label_index = {label: index for index, label in enumerate(labels)}
+    unknown = sorted({str(label) for label in y_true if label not in label_index})
+    if unknown:
+        # A bare KeyError deep in a list comprehension would not say which labels or what to fix.
+        raise ValueError(f"labels {unknown[:5]} are not among the known labels {list(labels)}")
     truth = np.array([label_index[label] for label in y_true])
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == truth
