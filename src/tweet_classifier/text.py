@@ -165,18 +165,20 @@ def normalize_tweet(text: str, config: NormalizeConfig | None = None) -> str:
 
 
 def _normalize_once(text: str, config: NormalizeConfig) -> str:
-    is_ascii = text.isascii()
-    if not is_ascii:
+    # The cheap str checks (isascii, isprintable, "in") skip regex passes that cannot match: serving
+    # normalizes every request, and most tweets are printable ASCII.
+    if not text.isprintable():
         text = _drop_surrogates(text)
-        if config.fix_mojibake:
-            text = ftfy.fix_text(text, _FTFY_CONFIG)
+    if config.fix_mojibake and not text.isascii():
+        text = ftfy.fix_text(text, _FTFY_CONFIG)
     if config.unescape_html and "&" in text:
         text = _unescape_html(text)
-        is_ascii = text.isascii()
-    if not is_ascii and config.unicode_form != "none":
+    if config.unicode_form != "none" and not text.isascii():
         text = unicodedata.normalize(config.unicode_form, text)
-    text = _INVISIBLE_PATTERN.sub("", text)
-    if config.replace_urls:
+    if not text.isprintable():
+        # After the mojibake repair, which needs the soft hyphens and C1 controls that mojibake is made of.
+        text = _INVISIBLE_PATTERN.sub("", text)
+    if config.replace_urls and ("/" in text or "www." in text.lower()):
         text = _URL_PATTERN.sub(lambda match: _replace_url(match, config.url_token), text)
     if config.replace_handles and "@" in text:
         text = _HANDLE_PATTERN.sub(config.handle_token, text)
@@ -187,7 +189,8 @@ def _normalize_once(text: str, config: NormalizeConfig) -> str:
     if config.max_char_repeat > 0:
         text = _cap_repeats(text, config.max_char_repeat)
     if config.collapse_whitespace:
-        text = _WHITESPACE_PATTERN.sub(" ", text)
+        # str.split() splits on exactly the characters str.isspace() accepts, newlines and tabs included.
+        return " ".join(text.split())
     return text.strip()
 
 
@@ -264,10 +267,17 @@ def _demojize(text: str, max_repeat: int) -> str:
 
 
 def _cap_repeats(text: str, max_repeat: int) -> str:
-    return _repeat_pattern(max_repeat).sub(lambda match: match.group(1) * max_repeat, text)
+    return _repeat_pattern(max_repeat).sub(lambda match: _capped(match, max_repeat), text)
+
+
+def _capped(match: re.Match[str], max_repeat: int) -> str:
+    character = match.group(1)
+    # Digits are exempt ("1000000" is a number, not an elongation), and so is whitespace (collapsed later).
+    if character.isdecimal() or character.isspace():
+        return match.group()
+    return character * max_repeat
 
 
 @functools.cache
 def _repeat_pattern(max_repeat: int) -> re.Pattern[str]:
-    # Digits are exempt ("1000000" is a number, not an elongation), and so is whitespace (collapsed later).
-    return re.compile(rf"([^\d\s])\1{{{max_repeat},}}")
+    return re.compile(rf"(.)\1{{{max_repeat},}}", re.DOTALL)
