@@ -230,13 +230,25 @@ class HubConfig(_Section):
     repo_id: str | None = None
     private: bool = False
     revision: str = "main"
+    # Transient Hub errors (5xx, 429, dropped connections) are retried with exponential backoff:
+    # base, 2*base, 4*base ... capped at retry_max_delay_s. Tests shrink the base delay.
     max_retries: int = Field(4, ge=0, le=10)
+    retry_base_delay_s: float = Field(2.0, ge=0, le=60)
+    retry_max_delay_s: float = Field(60.0, ge=0, le=600)
+    # Space that `deploy-space` uploads the app to (ORG/NAME).
+    space_id: str | None = None
 
 
 class PromotionConfig(_Section):
+    # The challenger must beat the champion's test macro-F1 by at least this much ...
     min_improvement: float = Field(0.005, ge=0, le=1)
+    # ... lose no more than this much F1 on any single class ...
     max_class_drop: float = Field(0.02, ge=0, le=1)
+    # ... and answer one text (Predictor, batch 1) within this p95 latency.
     p95_budget_ms: float = Field(50.0, gt=0)
+    # Test texts timed for latency (the first N of the frozen test split), after warm-up calls.
+    latency_texts: int = Field(200, ge=10)
+    latency_warmup: int = Field(10, ge=0)
 
 
 class RunConfig(_Section):
