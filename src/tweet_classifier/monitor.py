@@ -370,6 +370,7 @@ class RequestTiming:
     n_texts: int = 1
     compute_ms: float = 0.0
     ok: bool = False
+    started: float = field(default_factory=time.perf_counter)
 
 
 class ServingMonitor:
@@ -408,13 +409,12 @@ class ServingMonitor:
     def track(self, endpoint: str, n_texts: int = 1) -> Iterator[RequestTiming]:
         """Count a user request in flight; on exit record its latency (only when it succeeded)."""
         timing = RequestTiming(endpoint=endpoint, n_texts=n_texts)
-        started = time.perf_counter()
         with self._lock:
             self.in_flight += 1
         try:
             yield timing
         finally:
-            request_ms = (time.perf_counter() - started) * 1000.0
+            request_ms = (time.perf_counter() - timing.started) * 1000.0
             with self._lock:
                 self.in_flight -= 1
                 if timing.ok:

@@ -1,0 +1,12 @@
+"""Hugging Face Space / local entry point: serve MODEL_ID (or the newest model under models/) with the Gradio UI.
+
+Environment: MODEL_ID (model folder or Hub id), MODEL_REVISION, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT,
+FEEDBACK_FILE, CANARY_FILE. Everything else is in tweet_classifier.serve.
+"""
+
+import sys
+
+from tweet_classifier.serve import main
+
+if __name__ == "__main__":
+    sys.exit(main())

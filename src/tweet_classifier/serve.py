@@ -1,0 +1,893 @@
+"""The serving process: one ``ClassifierService`` behind a FastAPI app with the Gradio UI mounted on it.
+
+``ClassifierService`` owns the predictor (loaded in a background thread so ``/healthz`` can answer 503
+while it loads), the live monitor, the feedback file and the canary thread. Every entry point (the
+Gradio UI, the Gradio API, ``/v1``) goes through the same service methods, so validation, limits and
+live numbers are the same whichever way a request arrives.
+
+uvicorn is run here rather than by ``Blocks.launch`` so that SIGTERM drains in-flight requests
+(``timeout_graceful_shutdown``) instead of cancelling them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from tweet_classifier.artifact import MANIFEST_NAME, read_json
+from tweet_classifier.config import InferenceConfig, ServeConfig
+from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.metrics import classification_report_dict
+from tweet_classifier.monitor import REFERENCE_NAME, DriftReference, FeedbackStore, ServingMonitor
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODELS_DIR = "models"
+# Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+INTERNAL_ERROR_MESSAGE = "Internal error while handling this request; it was logged as {error_id}. Please retry."
+BUSY_MESSAGE = "The server is busy: too many requests are waiting. Please retry in a few seconds."
+LOADING_MESSAGE = "The model is still loading. Please retry in a few seconds."
+FAILED_MESSAGE = "The model failed to load; the server log says why. Fix MODEL_ID/MODEL_REVISION and restart."
+
+
+class ServiceError(TweetClassifierError):
+    """Base of the errors the service answers with a message the client may see."""
+
+    http_status = 400
+
+
+class BadRequestError(ServiceError):
+    """The request itself is wrong (missing text, wrong type, too long, bad CSV)."""
+
+    http_status = 422
+
+
+class ServiceNotReadyError(ServiceError):
+    """The model has not finished loading (or failed to load)."""
+
+    http_status = 503
+
+
+class ServiceBusyError(ServiceError):
+    """More requests are waiting than the configured queue allows."""
+
+    http_status = 429
+
+
+class NoModelError(TweetClassifierError):
+    """No model was given and none was found locally."""
+
+
+class PredictionLike(Protocol):
+    label: str
+    scores: dict[str, float]
+    normalized_text: str
+    compute_ms: float
+
+
+class PredictorLike(Protocol):
+    """The parts of ``predictor.Predictor`` the service uses (see docs/DESIGN.md)."""
+
+    labels: list[str]
+    model_version: str
+    manifest: Any
+
+    def validate(self, text: object) -> str: ...
+    def predict(self, text: str) -> PredictionLike: ...
+    def predict_batch(self, texts: Sequence[str]) -> list[PredictionLike]: ...
+
+
+PredictorLoader = Callable[[str, str | None], PredictorLike]
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What the server needs, from the environment (names in docs/DESIGN.md) on top of ``ServeConfig``."""
+
+    model: str
+    revision: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 7860
+    feedback_file: Path = Path("runs/feedback.jsonl")
+    canary_file: Path | None = None
+    config: ServeConfig = field(default_factory=ServeConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    # Registers an undocumented empty Gradio endpoint and /v1/noop: the baseline of scripts/api_latency.py.
+    latency_probe: bool = False
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, models_dir: str | Path = DEFAULT_MODELS_DIR, **overrides: Any
+    ) -> ServeSettings:
+        environ = os.environ if env is None else env
+        config = ServeConfig()
+        model = environ.get("MODEL_ID") or str(newest_local_model(models_dir))
+        port_text = environ.get("GRADIO_SERVER_PORT", "7860")
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise BadRequestError(f"GRADIO_SERVER_PORT must be a port number, got {port_text!r}") from None
+        canary = environ.get("CANARY_FILE")
+        values: dict[str, Any] = {
+            "model": model,
+            "revision": environ.get("MODEL_REVISION") or None,
+            # Loopback unless told otherwise; Spaces and Docker set GRADIO_SERVER_NAME=0.0.0.0.
+            "host": environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+            "port": port,
+            "feedback_file": Path(environ.get("FEEDBACK_FILE", config.feedback_file)),
+            "canary_file": Path(canary) if canary else None,
+            "config": config,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def newest_local_model(models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
+    """The most recently written model folder (one holding ``tweet_classifier.json``) under ``models_dir``."""
+    root = Path(models_dir)
+    manifests = [*root.glob(f"*/{MANIFEST_NAME}"), *root.glob(f"*/*/{MANIFEST_NAME}")]
+    # Hidden folders are atomic_folder's half-written staging copies.
+    manifests = [path for path in manifests if not any(part.startswith(".") for part in path.parent.parts)]
+    if not manifests:
+        raise NoModelError(
+            f"no model to serve: MODEL_ID is not set and no model folder with {MANIFEST_NAME} exists under "
+            f"{root}/. Run `make demo` (trains the default model, then starts the app), or "
+            "`tweet-classifier train --config configs/airline.yaml`, or set MODEL_ID to a model folder or Hub id."
+        )
+    return max(manifests, key=lambda path: path.stat().st_mtime).parent
+
+
+def load_real_predictor(model: str, revision: str | None, inference: InferenceConfig) -> PredictorLike:
+    from tweet_classifier.predictor import Predictor
+
+    return Predictor.load(model, revision=revision, backend=inference.backend, max_chars=inference.max_chars)
+
+
+def model_metadata_dir(model: str, revision: str | None) -> Path | None:
+    """The local folder holding the model's metadata files (a Hub id resolves through the cache)."""
+    if Path(model).is_dir():
+        return Path(model)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.yaml", "*.md", "*.txt"]))
+    except Exception:
+        logger.warning("could not fetch the metadata files of %s; model view and reference are unavailable", model)
+        return None
+
+
+def neutralize_formula(value: object) -> object:
+    """Prefix ``'`` to a text cell a spreadsheet would run as a formula; other values pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _client_message(error: TweetClassifierError) -> str:
+    # Messages are ours, but some quote user input: keep them short. Escaping happens at render time.
+    message = str(error)
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+@dataclass
+class CsvResult:
+    """A classified upload: the file to download, its preview and, with labels, its metrics."""
+
+    output_path: Path
+    preview: pd.DataFrame
+    n_rows: int
+    n_invalid: int
+    report: dict[str, Any] | None
+    n_scored: int = 0
+    n_unknown_labels: int = 0
+
+
+class ClassifierService:
+    """One predictor, one monitor, one feedback file; thread-safe entry points for every front end."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        loader: PredictorLoader | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self._loader = loader or (lambda model, revision: load_real_predictor(model, revision, settings.inference))
+        self.predictor: PredictorLike | None = None
+        self.monitor: ServingMonitor | None = None
+        self.feedback_store = FeedbackStore(
+            settings.feedback_file, self.config.feedback_max_records, self.config.feedback_max_bytes
+        )
+        self.state = "loading"
+        self.load_error: str | None = None
+        self.loaded = threading.Event()
+        # Every model call takes a slot, so the UI, the Gradio API, /v1 and the canary together never
+        # run more than concurrency_limit forward passes at once.
+        self._model_slots = threading.BoundedSemaphore(self.config.concurrency_limit)
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
+        self._metadata_dir: Path | None = None
+        self._stop = threading.Event()
+        self._background: list[threading.Thread] = []
+        self.queue_depth: Callable[[], int] = lambda: 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def start(self, background_checks: bool = True) -> None:
+        """Load the model in a background thread; then start the canary and reference building."""
+        thread = threading.Thread(target=self._load, args=(background_checks,), name="model-loader", daemon=True)
+        self._background.append(thread)
+        thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait_until_loaded(self, timeout: float | None = None) -> bool:
+        return self.loaded.wait(timeout)
+
+    def _load(self, background_checks: bool) -> None:
+        started = time.perf_counter()
+        try:
+            predictor = self._loader(self.settings.model, self.settings.revision)
+            monitor = ServingMonitor(
+                predictor.labels,
+                cold_requests=self.config.cold_requests,
+                latency_window=self.config.latency_window,
+                throughput_window_s=self.config.throughput_window_s,
+                drift_window=self.config.drift_window,
+                drift_min_samples=self.config.drift_min_samples,
+                drift_psi_threshold=self.config.drift_psi_threshold,
+            )
+            replayed = monitor.load_corrections(self.feedback_store.load())
+            self._metadata_dir = model_metadata_dir(self.settings.model, self.settings.revision)
+        except Exception as error:
+            self.state = "failed"
+            self.load_error = _client_message(error) if isinstance(error, TweetClassifierError) else FAILED_MESSAGE
+            logger.exception("could not load model %s", self.settings.model)
+            self.loaded.set()
+            return
+        self.predictor, self.monitor = predictor, monitor
+        self.state = "ready"
+        logger.info(
+            "model %s ready in %.1f s (%d stored corrections replayed)",
+            predictor.model_version,
+            time.perf_counter() - started,
+            replayed,
+        )
+        self.loaded.set()
+        if background_checks:
+            thread = threading.Thread(target=self._background_checks, name="canary", daemon=True)
+            self._background.append(thread)
+            thread.start()
+
+    def _background_checks(self) -> None:
+        _lower_thread_priority()
+        try:
+            reference, canary = self._reference_and_canary()
+        except Exception:
+            logger.exception("could not prepare the drift reference or the canary set")
+            self._monitor().set_canary_status("unavailable: preparing the data failed (see the server log)")
+            return
+        if reference is not None:
+            self._monitor().set_reference(reference)
+        if canary is None:
+            self._monitor().set_canary_status("unavailable: no labelled canary set (set CANARY_FILE)")
+            return
+        self.run_canary(*canary)
+
+    # ---- readiness and access ------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def _not_ready(self) -> ServiceNotReadyError:
+        if self.state == "failed":
+            return ServiceNotReadyError(FAILED_MESSAGE)
+        return ServiceNotReadyError(LOADING_MESSAGE)
+
+    def _predictor(self) -> PredictorLike:
+        if self.predictor is None:
+            raise self._not_ready()
+        return self.predictor
+
+    def _monitor(self) -> ServingMonitor:
+        if self.monitor is None:
+            raise self._not_ready()
+        return self.monitor
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        if self.ready:
+            return 200, {"status": "ready", "model_version": self._predictor().model_version}
+        return 503, {"status": self.state, "detail": self.load_error or LOADING_MESSAGE}
+
+    # ---- validation ----------------------------------------------------------------------------
+    def _check_text(self, text: object, where: str = "text") -> str:
+        """Type and length first (microseconds, before any normalization or tokenization)."""
+        predictor = self._predictor()
+        if text is None or not isinstance(text, str):
+            raise BadRequestError(f"{where} must be a string, got {type(text).__name__}: send the tweet text")
+        max_chars = int(getattr(predictor.manifest, "max_chars", self.settings.inference.max_chars))
+        if len(text) > max_chars:
+            raise BadRequestError(f"{where} has {len(text):,} characters; the limit is {max_chars:,}: shorten it")
+        try:
+            return predictor.validate(text)
+        except TweetClassifierError as error:
+            message = _client_message(error)
+            raise BadRequestError(message if where == "text" else f"{where}: {message}") from None
+
+    def _check_texts(self, texts: object) -> list[str]:
+        if not isinstance(texts, list | tuple):
+            raise BadRequestError(f"texts must be a list of strings, got {type(texts).__name__}")
+        if not texts:
+            raise BadRequestError("texts is empty: send at least one text")
+        if len(texts) > self.config.max_batch_texts:
+            raise BadRequestError(
+                f"texts has {len(texts)} items; the limit is {self.config.max_batch_texts}: split the batch"
+            )
+        for index, text in enumerate(texts):
+            self._check_text(text, where=f"texts[{index}]")
+        return list(texts)
+
+    # ---- user requests -------------------------------------------------------------------------
+    def predict(self, text: object) -> dict[str, Any]:
+        monitor = self._monitor()
+        with monitor.track("predict") as timing:
+            checked = self._check_text(text)
+            with self._model_slots:
+                prediction = self._predictor().predict(checked)
+            self._observe(checked, prediction)
+            timing.compute_ms = prediction.compute_ms
+            timing.ok = True
+            result = self._result(prediction, started=timing.started)
+        return result
+
+    def predict_batch(self, texts: object) -> list[dict[str, Any]]:
+        monitor = self._monitor()
+        with monitor.track("predict_batch", n_texts=len(texts) if isinstance(texts, list | tuple) else 0) as timing:
+            checked = self._check_texts(texts)
+            with self._model_slots:
+                predictions = self._predictor().predict_batch(checked)
+            for text, prediction in zip(checked, predictions, strict=True):
+                self._observe(text, prediction)
+            timing.compute_ms = sum(prediction.compute_ms for prediction in predictions)
+            timing.ok = True
+            return [self._result(prediction, started=timing.started) for prediction in predictions]
+
+    def _result(self, prediction: PredictionLike, started: float) -> dict[str, Any]:
+        return {
+            "label": prediction.label,
+            "scores": {label: float(score) for label, score in prediction.scores.items()},
+            "latency_ms": (time.perf_counter() - started) * 1000.0,
+            "compute_ms": float(prediction.compute_ms),
+            "normalized_text": prediction.normalized_text,
+            "model_version": self._predictor().model_version,
+        }
+
+    def feedback(self, text: object, predicted: object, correct: object) -> dict[str, Any]:
+        monitor = self._monitor()
+        labels = monitor.labels
+        checked = self._check_text(text)
+        for name, value in (("predicted", predicted), ("correct", correct)):
+            if value not in labels:
+                raise BadRequestError(f"{name} label {str(value)[:50]!r} is unknown: choose one of {', '.join(labels)}")
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "model_version": self._predictor().model_version,
+            "text": checked,
+            "predicted": predicted,
+            "correct": correct,
+        }
+        self.feedback_store.append(record)
+        monitor.record_correction(predicted=str(predicted), correct=str(correct))
+        corrections = monitor.snapshot()["live_f1"]["corrections"]
+        return {"stored": True, "corrections": corrections["n"], "macro_f1": corrections["macro_f1"]}
+
+    def metrics(self) -> dict[str, Any]:
+        base: dict[str, Any] = {"status": self.state}
+        if self.monitor is None or self.predictor is None:
+            return base | {"detail": self.load_error or LOADING_MESSAGE}
+        base.update(
+            model_version=self.predictor.model_version,
+            labels=list(self.predictor.labels),
+            backend={
+                "single": getattr(self.predictor, "backend_single", "unknown"),
+                "batch": getattr(self.predictor, "backend_batch", "unknown"),
+            },
+        )
+        return base | self.monitor.snapshot(queue_depth=self.queue_depth())
+
+    # ---- drift -----------------------------------------------------------------------------------
+    def _observe(self, text: str, prediction: PredictionLike) -> None:
+        from tweet_classifier.text import text_traits
+
+        try:
+            self._monitor().observe_input(
+                text_traits(text), self.unk_share(prediction.normalized_text), prediction.label
+            )
+        except Exception:
+            # Drift bookkeeping must never fail a user request.
+            logger.exception("drift bookkeeping failed for one request")
+
+    def _tokenizer_or_none(self) -> Any:
+        with self._tokenizer_lock:
+            if self._tokenizer is None and self._metadata_dir is not None:
+                try:
+                    from transformers import AutoTokenizer
+
+                    # A private copy: a fast tokenizer shared across threads can fail with "Already borrowed".
+                    self._tokenizer = AutoTokenizer.from_pretrained(str(self._metadata_dir))
+                except Exception:
+                    logger.warning("no tokenizer in %s: [UNK] share is not measured", self._metadata_dir)
+                    self._metadata_dir = None
+            return self._tokenizer
+
+    def unk_share(self, normalized_text: str) -> float:
+        tokenizer = self._tokenizer_or_none()
+        if tokenizer is None or tokenizer.unk_token_id is None:
+            return 0.0
+        with self._tokenizer_lock:
+            ids = tokenizer(normalized_text, add_special_tokens=False, truncation=True, max_length=512)["input_ids"]
+        return ids.count(tokenizer.unk_token_id) / len(ids) if ids else 0.0
+
+    # ---- reference and canary --------------------------------------------------------------------
+    def _reference_and_canary(self) -> tuple[DriftReference | None, tuple[list[str], list[str]] | None]:
+        from tweet_classifier.text import text_traits
+
+        reference: DriftReference | None = None
+        folder = self._metadata_dir
+        if folder is not None and (folder / REFERENCE_NAME).is_file():
+            reference = DriftReference.load(folder / REFERENCE_NAME)
+        canary: tuple[list[str], list[str]] | None = None
+        if self.settings.canary_file is not None:
+            canary = read_labelled_file(self.settings.canary_file, self._monitor().labels)
+        if (reference is None or canary is None) and folder is not None and (folder / "run_config.yaml").is_file():
+            prepared = prepare_data_for_model(folder / "run_config.yaml")
+            if reference is None:
+                train = prepared.train
+                reference = DriftReference.from_observations(
+                    (text_traits(raw), self.unk_share(text), label)
+                    for raw, text, label in zip(train["raw_text"], train["text"], train["label"], strict=True)
+                )
+            if canary is None:
+                canary = (list(prepared.test["raw_text"]), list(prepared.test["label"]))
+        if canary is not None:
+            texts, labels = canary
+            canary = (texts[: self.config.canary_max_rows], labels[: self.config.canary_max_rows])
+        return reference, canary
+
+    def run_canary(self, texts: Sequence[str], labels: Sequence[str]) -> None:
+        """Stream a labelled set through the same predictor as users, in small batches, behind users."""
+        monitor, predictor = self._monitor(), self._predictor()
+        monitor.start_canary(total=len(texts))
+        started = time.perf_counter()
+        batch_size = self.config.canary_batch_size
+        for start in range(0, len(texts), batch_size):
+            if self._stop.is_set():
+                monitor.set_canary_status("stopped")
+                return
+            # Yield to user traffic: wait while any user request is in flight.
+            while monitor.busy() and not self._stop.is_set():
+                time.sleep(0.005)
+            batch = list(texts[start : start + batch_size])
+            truth = list(labels[start : start + batch_size])
+            try:
+                valid = [index for index, text in enumerate(batch) if self._is_valid(text)]
+                if not valid:
+                    continue
+                with self._model_slots:
+                    predictions = predictor.predict_batch([batch[index] for index in valid])
+            except Exception:
+                logger.exception("canary batch at row %d failed", start)
+                monitor.set_canary_status("failed (see the server log)")
+                return
+            monitor.record_canary([truth[index] for index in valid], [p.label for p in predictions])
+        monitor.set_canary_status(f"done in {time.perf_counter() - started:.1f} s")
+
+    def _is_valid(self, text: object) -> bool:
+        try:
+            self._check_text(text)
+        except BadRequestError:
+            return False
+        return True
+
+    # ---- CSV batch -------------------------------------------------------------------------------
+    def classify_csv(self, path: str | Path, text_column: str = "text", label_column: str = "label") -> CsvResult:
+        frame = read_upload_csv(path, self.config.max_csv_bytes, self.config.max_csv_rows)
+        text_column, label_column = (text_column or "text").strip(), (label_column or "").strip()
+        if text_column not in frame.columns:
+            columns = ", ".join(str(name)[:40] for name in list(frame.columns)[:20])
+            raise BadRequestError(
+                f"the CSV has no column {text_column[:40]!r} (columns: {columns}): name the text column"
+            )
+        monitor, predictor = self._monitor(), self._predictor()
+        texts = frame[text_column].tolist()
+        errors = ["" for _ in texts]
+        valid = []
+        for index, text in enumerate(texts):
+            try:
+                self._check_text(text, where=f"row {index + 1}")
+                valid.append(index)
+            except BadRequestError as error:
+                errors[index] = str(error)
+        predicted: list[str] = ["" for _ in texts]
+        scores: dict[str, list[float | None]] = {label: [None] * len(texts) for label in predictor.labels}
+        batch_size = self.settings.inference.batch_size
+        with monitor.track("classify_csv", n_texts=len(valid)) as timing:
+            for start in range(0, len(valid), batch_size):
+                chunk = valid[start : start + batch_size]
+                with self._model_slots:
+                    predictions = predictor.predict_batch([texts[index] for index in chunk])
+                for index, prediction in zip(chunk, predictions, strict=True):
+                    predicted[index] = prediction.label
+                    for label in predictor.labels:
+                        scores[label][index] = round(float(prediction.scores[label]), 6)
+                    timing.compute_ms += prediction.compute_ms
+            timing.ok = True
+        output = frame.copy()
+        output["predicted_label"] = predicted
+        for label in predictor.labels:
+            output[f"score_{label}"] = scores[label]
+        output["error"] = errors
+        report, n_scored, n_unknown = None, 0, 0
+        if label_column and label_column in frame.columns:
+            known = set(predictor.labels)
+            pairs = [
+                (str(frame[label_column].iloc[index]).strip(), predicted[index])
+                for index in valid
+                if str(frame[label_column].iloc[index]).strip() in known
+            ]
+            n_unknown = len(valid) - len(pairs)
+            if pairs:
+                report = classification_report_dict(
+                    [truth for truth, _ in pairs], [guess for _, guess in pairs], predictor.labels
+                )
+                n_scored = len(pairs)
+        output_path = write_safe_csv(output)
+        return CsvResult(
+            output_path=output_path,
+            preview=output.head(20),
+            n_rows=len(texts),
+            n_invalid=len(texts) - len(valid),
+            report=report,
+            n_scored=n_scored,
+            n_unknown_labels=n_unknown,
+        )
+
+    # ---- model view ------------------------------------------------------------------------------
+    def model_info(self) -> dict[str, Any]:
+        """Model card numbers, cleaning report and manifest from the model folder (what exists of them)."""
+        predictor = self._predictor()
+        info: dict[str, Any] = {
+            "model_version": predictor.model_version,
+            "labels": list(predictor.labels),
+            "manifest": _manifest_dict(predictor.manifest),
+            "metrics": None,
+            "cleaning_report_md": None,
+            "cleaning_report": None,
+        }
+        folder = self._metadata_dir
+        if folder is None:
+            return info
+        for key, name in (("metrics", "metrics.json"), ("cleaning_report", "cleaning_report.json")):
+            try:
+                info[key] = read_json(folder / name) if (folder / name).is_file() else None
+            except (OSError, ValueError):
+                logger.warning("could not read %s", folder / name)
+        report_md = folder / "cleaning_report.md"
+        if report_md.is_file():
+            info["cleaning_report_md"] = report_md.read_text(encoding="utf-8", errors="replace")[:50_000]
+        return info
+
+
+def _manifest_dict(manifest: Any) -> dict[str, Any]:
+    to_dict = getattr(manifest, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else {}
+
+
+def _lower_thread_priority() -> None:
+    # Linux applies nice values per thread: background work then loses the CPU to request handlers.
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        logger.debug("could not lower the canary thread's priority")
+
+
+def prepare_data_for_model(run_config_path: Path) -> Any:
+    """The model's own data preparation (same splits as training) for the canary and the reference."""
+    from tweet_classifier.config import load_config
+    from tweet_classifier.data import prepare_data
+
+    run_config = load_config([run_config_path])
+    started = time.perf_counter()
+    prepared = prepare_data(run_config)
+    logger.info("prepared the model's data for the canary and drift reference in %.1f s", time.perf_counter() - started)
+    return prepared
+
+
+def read_labelled_file(path: str | Path, labels: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A canary file: CSV or JSONL with ``text`` and ``label`` columns; rows with unknown labels are dropped."""
+    source = Path(path)
+    if not source.is_file():
+        raise BadRequestError(f"CANARY_FILE {source} does not exist: point it at a CSV or JSONL with text,label")
+    try:
+        if source.suffix.lower() in {".jsonl", ".json"}:
+            frame = pd.read_json(source, lines=True, dtype=False)
+        else:
+            frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    except ValueError as error:
+        raise BadRequestError(f"CANARY_FILE {source} is unreadable ({error}): use CSV or JSONL") from None
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise BadRequestError(f"CANARY_FILE {source} lacks columns {sorted(missing)}: it needs text and label")
+    frame = frame[frame["label"].astype(str).isin(set(labels))]
+    return [str(text) for text in frame["text"]], [str(label) for label in frame["label"]]
+
+
+def read_upload_csv(path: str | Path, max_bytes: int, max_rows: int) -> pd.DataFrame:
+    """An uploaded CSV as strings, after size, encoding and shape checks that say what to fix."""
+    source = Path(path)
+    size = source.stat().st_size
+    if size > max_bytes:
+        raise BadRequestError(f"the CSV is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB: split it")
+    if size == 0:
+        raise BadRequestError("the CSV is empty: upload a file with a header row and one text per row")
+    raw = source.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequestError("the CSV is not UTF-8 text: save it as 'CSV UTF-8' and upload it again") from None
+    if "\x00" in content:
+        raise BadRequestError("the file has NUL bytes, so it is not a CSV text file: upload a UTF-8 CSV")
+    try:
+        frame = pd.read_csv(io.StringIO(content), dtype=str, keep_default_na=False, nrows=max_rows + 1)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
+        first = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise BadRequestError(f"the file is not a valid CSV ({first}): check quoting and the header") from None
+    if len(frame) > max_rows:
+        raise BadRequestError(f"the CSV has more than {max_rows:,} rows: split it into smaller files")
+    if frame.empty:
+        raise BadRequestError("the CSV has a header but no rows: add one text per row")
+    frame.columns = [str(name).strip() for name in frame.columns]
+    return frame
+
+
+def write_safe_csv(frame: pd.DataFrame) -> Path:
+    """Write predictions for download with formula-looking cells neutralized (header included)."""
+    safe = frame.map(neutralize_formula)
+    safe.columns = [neutralize_formula(str(name)) for name in frame.columns]
+    folder = Path(tempfile.mkdtemp(prefix="tweet-classifier-batch-"))
+    path = folder / "predictions.csv"
+    safe.to_csv(path, index=False, encoding="utf-8")
+    return path
+
+
+# ---- FastAPI ------------------------------------------------------------------------------------
+class PredictRequest(BaseModel):
+    text: str = Field(description="the tweet, as typed; at most the model's max_chars characters")
+
+
+class PredictResponse(BaseModel):
+    label: str
+    scores: dict[str, float] = Field(description="every label's probability, in model order, summing to 1")
+    latency_ms: float = Field(description="server-side handling time of this request")
+    compute_ms: float = Field(description="normalization + tokenization + model time of this text")
+    normalized_text: str
+    model_version: str
+
+
+class PredictBatchRequest(BaseModel):
+    texts: list[str]
+
+
+class PredictBatchResponse(BaseModel):
+    results: list[PredictResponse]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+class BodySizeLimit:
+    """Reject bodies over ``max_bytes`` by Content-Length before anything reads them (pure ASGI)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                response = JSONResponse(
+                    {"error": f"request body over {self.max_bytes // (1024 * 1024)} MiB: send less"}, status_code=413
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class WaitingLimit:
+    """Bounded waiting room for /v1 calls: over ``max_waiting`` a request is answered 429 at once."""
+
+    def __init__(self, max_waiting: int) -> None:
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self.waiting >= self.max_waiting:
+                return False
+            self.waiting += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.waiting -= 1
+
+
+def error_response(error: Exception, service: ClassifierService) -> JSONResponse:
+    if isinstance(error, ServiceBusyError | ServiceNotReadyError | BadRequestError):
+        if isinstance(error, ServiceBusyError) and service.monitor is not None:
+            service.monitor.record_rejected()
+        return JSONResponse({"error": _client_message(error)}, status_code=error.http_status)
+    error_id = uuid.uuid4().hex[:12]
+    logger.error("request %s failed", error_id, exc_info=error)
+    return JSONResponse({"error": INTERNAL_ERROR_MESSAGE.format(error_id=error_id)}, status_code=500)
+
+
+def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
+    """FastAPI with /healthz and /v1, the Gradio app mounted at /."""
+    app = FastAPI(
+        title="tweet-classifier",
+        description="Tweet classification with live F1, latency and drift. The Gradio UI and API are at /.",
+        version="1",
+        docs_url="/v1/docs",
+        openapi_url="/v1/openapi.json",
+    )
+    waiting_room = WaitingLimit(service.config.queue_max_size)
+    app.state.shutdown_callbacks = [service.stop]
+    error_responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (413, 422, 429, 500, 503)
+    }
+
+    async def call_service(function: Callable[..., Any], *args: Any) -> Any:
+        if not waiting_room.enter():
+            raise ServiceBusyError(BUSY_MESSAGE)
+        try:
+            return await asyncio.to_thread(function, *args)
+        finally:
+            waiting_room.leave()
+
+    @app.get("/healthz", response_model=None, responses={503: {"model": ErrorResponse}})
+    def healthz() -> JSONResponse:
+        status_code, payload = service.health()
+        return JSONResponse(payload, status_code=status_code)
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses=error_responses)
+    async def v1_predict(body: PredictRequest) -> Any:
+        try:
+            return await call_service(service.predict, body.text)
+        except Exception as error:
+            return error_response(error, service)
+
+    @app.post("/v1/predict_batch", response_model=PredictBatchResponse, responses=error_responses)
+    async def v1_predict_batch(body: PredictBatchRequest) -> Any:
+        try:
+            return {"results": await call_service(service.predict_batch, body.texts)}
+        except Exception as error:
+            return error_response(error, service)
+
+    @app.get("/v1/metrics")
+    def v1_metrics() -> dict[str, Any]:
+        return service.metrics()
+
+    if service.settings.latency_probe:
+
+        @app.post("/v1/noop")
+        async def v1_noop(body: PredictRequest) -> dict[str, str]:
+            return {"label": "noop"}
+
+    if with_ui:
+        import gradio as gr
+
+        from tweet_classifier.ui import THEME, UI_CSS, build_demo
+
+        demo = build_demo(service)
+        service.queue_depth = lambda: _gradio_queue_depth(demo) + waiting_room.waiting
+        gr.mount_gradio_app(
+            app,
+            demo,
+            path="/",
+            server_name=service.settings.host,
+            server_port=service.settings.port,
+            footer_links=["api"],
+            run_history=False,
+            show_error=False,
+            max_file_size=service.config.max_csv_bytes,
+            theme=THEME,
+            css=UI_CSS,
+            ssr_mode=False,
+        )
+        from gradio.routes import App as GradioApp
+
+        gradio_apps = [route.app for route in app.routes if isinstance(getattr(route, "app", None), GradioApp)]
+        # Ends the browsers' and clients' idle heartbeat streams at shutdown; otherwise they hold the
+        # graceful shutdown open for its whole timeout. Streams of pending events still finish.
+        app.state.shutdown_callbacks.extend(gradio_app.stop_event.set for gradio_app in gradio_apps)
+    else:
+        service.queue_depth = lambda: waiting_room.waiting
+    app.add_middleware(BodySizeLimit, max_bytes=service.config.max_body_bytes)
+    return app
+
+
+def _gradio_queue_depth(demo: Any) -> int:
+    try:
+        return len(demo._queue)
+    except Exception:
+        return 0
+
+
+def run_server(app: FastAPI, settings: ServeSettings) -> None:
+    """uvicorn with graceful shutdown: SIGTERM stops accepting, lets in-flight requests finish."""
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            logger.info(
+                "shutting down: finishing in-flight requests (at most %.0f s)", settings.config.graceful_shutdown_s
+            )
+            for callback in getattr(app.state, "shutdown_callbacks", []):
+                callback()
+            await super().shutdown(sockets=sockets)
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=int(settings.config.graceful_shutdown_s),
+        log_level="info",
+        access_log=False,
+    )
+    GracefulServer(config).run()
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """``python app.py``: resolve the model, start loading it, serve until SIGTERM/SIGINT."""
+    from tweet_classifier.cli import configure_logging
+
+    parser = argparse.ArgumentParser(prog="app.py", description="Serve the tweet classifier (Gradio UI + API)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = ServeSettings.from_env(env)
+    except TweetClassifierError as error:
+        logger.error("%s", error)
+        return 2
+    service = ClassifierService(settings)
+    service.start()
+    logger.info(
+        "serving %s on http://%s:%d (UI at /, API docs at /v1/docs)", settings.model, settings.host, settings.port
+    )
+    run_server(create_app(service), settings)
+    service.stop()
+    return 0

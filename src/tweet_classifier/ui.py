@@ -1,0 +1,446 @@
+"""``build_demo(service)``: the Gradio Blocks layout and its API endpoints. Layout only.
+
+Every handler is a few lines that call ``serve.ClassifierService`` (validation, limits, live numbers
+live there). Every piece of user or model text shown in HTML/Markdown goes through ``html.escape``.
+Errors become ``gr.Error`` with an escaped message; unexpected ones are logged and shown generically.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import gradio as gr
+from matplotlib.figure import Figure
+
+from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.serve import INTERNAL_ERROR_MESSAGE, ClassifierService, CsvResult
+
+logger = logging.getLogger(__name__)
+
+ResultT = TypeVar("ResultT")
+
+# Real-world tweet shapes: a handle, a URL, an emoji, an elongation, HTML entities, a non-Latin script.
+EXAMPLE_TWEETS = [
+    "@united thanks for rebooking me so fast, the crew at SFO was amazing 👏",
+    "@AmericanAir 3 hours on the tarmac and still no update. This is ridiculous http://t.co/abc123",
+    "@SouthwestAir what time does the first flight to Denver leave tomorrow?",
+    "@JetBlue lost my bag AGAIN &amp; nobody answers the phone 😡😡",
+    "@VirginAmerica sooooo good to be flying with you again!!! #happy",
+    "@Delta ¿pueden ayudarme a cambiar mi vuelo?",
+]
+
+THEME = gr.themes.Soft(
+    primary_hue="sky",
+    secondary_hue="indigo",
+    neutral_hue="slate",
+    font=["Inter", "ui-sans-serif", "system-ui", "sans-serif"],
+)
+
+UI_CSS = """
+.tc-header {display:flex; justify-content:space-between; align-items:center; gap:1rem; flex-wrap:wrap;
+  padding:1rem 1.25rem; border-radius:14px; color:white;
+  background:linear-gradient(120deg,#0369a1 0%,#4f46e5 100%);}
+.tc-header h1 {margin:0; font-size:1.5rem; color:white;}
+.tc-header p {margin:.2rem 0 0 0; opacity:.9;}
+.tc-badges {display:flex; gap:.5rem; flex-wrap:wrap;}
+.tc-badge {background:rgba(255,255,255,.18); border-radius:999px; padding:.25rem .75rem; font-size:.85rem;}
+.tc-stats {display:grid; grid-template-columns:repeat(auto-fit,minmax(150px,1fr)); gap:.75rem;}
+.tc-card {border:1px solid var(--border-color-primary); border-radius:12px; padding:.6rem .9rem;
+  background:var(--background-fill-secondary);}
+.tc-card .tc-k {font-size:.78rem; text-transform:uppercase; letter-spacing:.04em; opacity:.7;}
+.tc-card .tc-v {font-size:1.35rem; font-weight:650;}
+.tc-card .tc-s {font-size:.78rem; opacity:.7;}
+.tc-warn {border-left:4px solid #f59e0b; background:rgba(245,158,11,.12); padding:.6rem .9rem; border-radius:8px;}
+.tc-ok {border-left:4px solid #10b981; background:rgba(16,185,129,.10); padding:.6rem .9rem; border-radius:8px;}
+.tc-table {border-collapse:collapse; width:100%; font-size:.9rem;}
+.tc-table th, .tc-table td {border-bottom:1px solid var(--border-color-primary); padding:.3rem .5rem; text-align:left;}
+"""
+
+
+def _escape(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} ms"
+
+
+def _f1(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def guarded(function: Callable[..., ResultT]) -> Callable[..., ResultT]:
+    """Turn service errors into escaped ``gr.Error``s; log anything else and show a generic message."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> ResultT:
+        try:
+            return function(*args, **kwargs)
+        except gr.Error:
+            raise
+        except TweetClassifierError as error:
+            raise gr.Error(_escape(error), print_exception=False) from None
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            logger.exception("request %s failed", error_id)
+            raise gr.Error(INTERNAL_ERROR_MESSAGE.format(error_id=error_id), print_exception=False) from None
+
+    return wrapper
+
+
+# ---- rendering (pure: dict in, HTML/Markdown/Figure out) ---------------------------------------------
+def render_header(metrics: dict[str, Any]) -> str:
+    status = metrics.get("status", "loading")
+    version = metrics.get("model_version", "loading…" if status == "loading" else "unavailable")
+    backend = metrics.get("backend", {})
+    badges = [f"model {version}", f"status {status}"]
+    if backend:
+        badges.append(f"backend {backend.get('single')}/{backend.get('batch')}")
+    badge_html = "".join(f'<span class="tc-badge">{_escape(badge)}</span>' for badge in badges)
+    labels = ", ".join(metrics.get("labels", []))
+    subtitle = f"Classes: {labels}" if labels else "Noisy tweets in, calibrated labels out"
+    return (
+        '<div class="tc-header"><div><h1>Tweet classifier</h1>'
+        f"<p>{_escape(subtitle)} · live F1, latency and drift measured by this server</p></div>"
+        f'<div class="tc-badges">{badge_html}</div></div>'
+    )
+
+
+def _card(key: str, value: str, sub: str = "") -> str:
+    return (
+        f'<div class="tc-card"><div class="tc-k">{_escape(key)}</div><div class="tc-v">{_escape(value)}</div>'
+        f'<div class="tc-s">{_escape(sub)}</div></div>'
+    )
+
+
+def render_stats(metrics: dict[str, Any]) -> str:
+    """The always-visible strip of live numbers."""
+    if "latency_ms" not in metrics:
+        return f'<div class="tc-stats" id="tc-stats">{_card("status", metrics.get("status", "loading"))}</div>'
+    warm = metrics["latency_ms"]["warm"]
+    canary = metrics["live_f1"]["canary"]
+    corrections = metrics["live_f1"]["corrections"]
+    drift = metrics["drift"]
+    cards = [
+        _card("requests served", f"{metrics['requests_served']:,}", f"{metrics['throughput']['requests_per_s']:.2f}/s"),
+        _card("p50 / p95 request", f"{_ms(warm['request_ms']['p50'])}", f"p95 {_ms(warm['request_ms']['p95'])}"),
+        _card("p50 model compute", _ms(warm["compute_ms"]["p50"]), f"p99 {_ms(warm['compute_ms']['p99'])}"),
+        _card(
+            "canary macro-F1", _f1(canary["macro_f1"]), f"{canary['n']:,} of {canary['total']:,} · {canary['status']}"
+        ),
+        _card("corrections macro-F1", _f1(corrections["macro_f1"]), f"{corrections['n']:,} corrections"),
+        _card("in flight / queued", f"{metrics['in_flight']} / {metrics['queue_depth'] or 0}", "right now"),
+        _card("drift", drift["status"], f"over {drift['n']:,} recent inputs"),
+    ]
+    return f'<div class="tc-stats" id="tc-stats">{"".join(cards)}</div>'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{_escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{_escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="tc-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def render_live_panel(metrics: dict[str, Any]) -> str:
+    """Latency (warm vs cold), live F1 per class, and the drift table with its plain-language verdict."""
+    if "latency_ms" not in metrics:
+        return f"<p>{_escape(metrics.get('detail', 'The model is loading.'))}</p>"
+    latency = metrics["latency_ms"]
+    rows = []
+    for phase in ("warm", "cold"):
+        for name, label in (("request_ms", "whole request"), ("compute_ms", "model compute")):
+            values = latency[phase][name]
+            rows.append([phase, label, values["n"], _ms(values["p50"]), _ms(values["p95"]), _ms(values["p99"])])
+    latency_html = _table(["phase", "what", "n", "p50", "p95", "p99"], rows)
+    f1_rows = []
+    for source in ("canary", "corrections"):
+        stream = metrics["live_f1"][source]
+        per_class = stream.get("per_class_f1", {})
+        f1_rows.append(
+            [source, stream["n"], _f1(stream["macro_f1"]), *(_f1(per_class.get(label)) for label in metrics["labels"])]
+        )
+    f1_html = _table(["source", "n", "macro-F1", *metrics["labels"]], f1_rows)
+    drift = metrics["drift"]
+    verdict_class = "tc-warn" if drift["status"] == "drift" else "tc-ok"
+    drift_rows = [
+        [feature, f"{psi:.3f}", "yes" if feature in drift["drifted"] else ""] for feature, psi in drift["psi"].items()
+    ]
+    drift_html = f'<div class="{verdict_class}">{_escape(drift["message"])}</div>' + (
+        _table(["feature", "PSI vs training", "drifted"], drift_rows) if drift_rows else ""
+    )
+    throughput = metrics["throughput"]
+    return (
+        f"<h3>Latency</h3>{latency_html}"
+        f"<p>{throughput['requests_per_s']:.2f} requests/s, {throughput['texts_per_s']:.2f} texts/s over the last "
+        f"{throughput['window_s']:.0f} s · {metrics['requests_failed']} failed · {metrics['requests_rejected']} "
+        "rejected as busy</p>"
+        f"<h3>Live F1</h3>{f1_html}<h3>Drift</h3>{drift_html}"
+    )
+
+
+def confusion_matrix_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]], title: str) -> Figure:
+    figure = Figure(figsize=(4.8, 4.0), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(matrix, cmap="Blues")
+    peak = max((max(row) for row in matrix), default=0)
+    for row_index, row in enumerate(matrix):
+        for column_index, count in enumerate(row):
+            color = "white" if peak and count > peak / 2 else "black"
+            axes.text(column_index, row_index, str(count), ha="center", va="center", color=color)
+    axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    return figure
+
+
+def class_balance_figure(counts: dict[str, int], title: str) -> Figure:
+    figure = Figure(figsize=(4.8, 3.2), layout="constrained")
+    axes = figure.subplots()
+    names = list(counts)
+    bars = axes.bar(names, [counts[name] for name in names], color="#0284c7")
+    axes.bar_label(bars)
+    axes.set_ylabel("examples")
+    axes.set_title(title)
+    return figure
+
+
+def render_batch_summary(result: CsvResult) -> str:
+    lines = [
+        f"**{result.n_rows:,} rows classified**; {result.n_invalid:,} skipped as invalid (see the `error` column).",
+    ]
+    if result.report is None:
+        lines.append("No usable label column, so no F1 for this upload.")
+    else:
+        report = result.report
+        lines.append(
+            f"**Macro-F1 {report['macro_f1']:.3f}**, accuracy {report['accuracy']:.3f} over {result.n_scored:,} "
+            f"labelled rows ({result.n_unknown_labels:,} rows had an unknown label and were not scored)."
+        )
+        lines.append("\n| class | precision | recall | F1 | support |\n|---|---|---|---|---|")
+        for label, values in report["per_class"].items():
+            lines.append(
+                f"| {_escape(label)} | {values['precision']:.3f} | {values['recall']:.3f} | {values['f1']:.3f} "
+                f"| {values['support']} |"
+            )
+    return "\n".join(lines)
+
+
+def render_model_card(info: dict[str, Any]) -> str:
+    manifest = info.get("manifest") or {}
+    lines = [f"### Model `{_escape(info['model_version'])}`"]
+    details = {
+        "base model": manifest.get("base_model"),
+        "labels": ", ".join(info["labels"]),
+        "max length (tokens)": manifest.get("max_length"),
+        "normalizer version": manifest.get("normalizer_version"),
+        "created": manifest.get("created_at"),
+        "git commit": manifest.get("git_commit"),
+    }
+    lines += [f"- **{name}**: {_escape(value)}" for name, value in details.items() if value]
+    metrics = info.get("metrics") or {}
+    test = metrics.get("test")
+    if test:
+        lines.append(
+            f"\n**Test macro-F1 {test['macro_f1']:.3f}**, accuracy {test.get('accuracy', 0):.3f} (n={test.get('n')})"
+        )
+        baseline = (metrics.get("baseline") or {}).get("test", {}).get("macro_f1")
+        if baseline is not None:
+            lines.append(f"; TF-IDF baseline macro-F1 {baseline:.3f}")
+        lines.append("\n| class | precision | recall | F1 | support |\n|---|---|---|---|---|")
+        for label, values in test.get("per_class", {}).items():
+            lines.append(
+                f"| {_escape(label)} | {values['precision']:.3f} | {values['recall']:.3f} | {values['f1']:.3f} "
+                f"| {values['support']} |"
+            )
+    else:
+        lines.append("\nThis model folder has no metrics.json (run `tweet-classifier evaluate`).")
+    return "\n".join(lines)
+
+
+def model_figures(info: dict[str, Any]) -> tuple[Figure | None, Figure | None]:
+    test = (info.get("metrics") or {}).get("test") or {}
+    matrix = test.get("confusion_matrix")
+    confusion = confusion_matrix_figure(matrix["labels"], matrix["matrix"], "Test confusion matrix") if matrix else None
+    counts = {label: values["support"] for label, values in test.get("per_class", {}).items()}
+    balance = class_balance_figure(counts, "Test split class balance") if counts else None
+    return confusion, balance
+
+
+# ---- layout ----------------------------------------------------------------------------------------
+def build_demo(service: ClassifierService) -> gr.Blocks:
+    """The app: classify, batch CSV, live metrics and model views, plus the stable API endpoints."""
+    config = service.config
+    max_chars = service.settings.inference.max_chars
+    model_slot = {"concurrency_limit": config.concurrency_limit, "concurrency_id": "model"}
+    # UI events are not part of the public API; the gr.api endpoints below are.
+    ui_only: dict[str, Any] = {"api_visibility": "private"}
+
+    with gr.Blocks(title="Tweet classifier") as demo:
+        header = gr.HTML(render_header(service.metrics()), elem_id="tc-header")
+        stats = gr.HTML(render_stats(service.metrics()), elem_id="tc-stats-panel")
+        last_prediction = gr.State(None)
+        with gr.Tabs():
+            with gr.Tab("Classify", id="classify"), gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    text = gr.Textbox(
+                        label="Tweet",
+                        lines=4,
+                        max_length=max_chars,
+                        placeholder="Paste a tweet: handles, URLs, emoji and all",
+                        elem_id="tc-text",
+                    )
+                    with gr.Row():
+                        gr.ClearButton([text], value="Clear")
+                        classify = gr.Button("Classify", variant="primary", elem_id="tc-classify")
+                    gr.Examples(EXAMPLE_TWEETS, inputs=[text], label="Example tweets")
+                with gr.Column(scale=2):
+                    label = gr.Label(label="Prediction (all class probabilities)", elem_id="tc-label")
+                    latency = gr.Markdown(elem_id="tc-latency")
+                    normalized = gr.Textbox(label="What the model saw (normalized text)", interactive=False)
+                    with gr.Accordion("Wrong? Tell us the right label", open=False):
+                        correct = gr.Radio(choices=[], label="The right label is")
+                        send_correction = gr.Button("Send correction")
+                        correction_status = gr.Markdown()
+            with gr.Tab("Batch (CSV)", id="batch"):
+                gr.Markdown(
+                    f"Upload a UTF-8 CSV (at most {config.max_csv_rows:,} rows, "
+                    f"{config.max_csv_bytes // 1_000_000} MB) "
+                    "with a text column and, optionally, a label column to score this upload."
+                )
+                with gr.Row():
+                    upload = gr.File(label="CSV file", file_types=[".csv"], type="filepath")
+                    with gr.Column():
+                        text_column = gr.Textbox(label="Text column", value="text")
+                        label_column = gr.Textbox(label="Label column (optional)", value="label")
+                        run_batch = gr.Button("Classify file", variant="primary")
+                batch_summary = gr.Markdown()
+                with gr.Row():
+                    download = gr.File(label="Predictions (CSV)")
+                    batch_matrix = gr.Plot(label="Confusion matrix of this upload")
+                batch_preview = gr.Dataframe(label="First rows", interactive=False)
+            with gr.Tab("Live metrics", id="metrics"):
+                live_panel = gr.HTML(render_live_panel(service.metrics()), elem_id="tc-live")
+                with gr.Accordion("Raw /metrics JSON", open=False):
+                    live_json = gr.JSON()
+            with gr.Tab("Model", id="model"):
+                model_card = gr.Markdown("The model is loading…")
+                with gr.Row():
+                    model_matrix = gr.Plot(label="Test confusion matrix")
+                    model_balance = gr.Plot(label="Class balance")
+                with gr.Accordion("Cleaning report", open=False):
+                    cleaning_report = gr.Markdown()
+        timer = gr.Timer(config.metrics_refresh_s)
+
+        @guarded
+        def on_classify(tweet: str) -> tuple[dict[str, float], str, str, Any, dict[str, str]]:
+            result = service.predict(tweet)
+            timing = (
+                f"**{_escape(result['label'])}** in {result['latency_ms']:.1f} ms (model {result['compute_ms']:.1f} ms)"
+            )
+            choices = gr.update(choices=list(result["scores"]), value=None)
+            return (
+                result["scores"],
+                timing,
+                result["normalized_text"],
+                choices,
+                {"text": tweet, "label": result["label"]},
+            )
+
+        @guarded
+        def on_correction(right_label: str | None, previous: dict[str, str] | None) -> str:
+            if not previous:
+                return "Classify a tweet first, then pick the right label."
+            if not right_label:
+                return "Pick the right label first."
+            outcome = service.feedback(previous["text"], previous["label"], right_label)
+            return f"Thanks, stored. Macro-F1 over {outcome['corrections']} corrections: {_f1(outcome['macro_f1'])}"
+
+        @guarded
+        def on_batch(path: str | None, text_name: str, label_name: str) -> tuple[str, Any, Figure | None, Any]:
+            if not path:
+                return "Upload a CSV file first.", None, None, None
+            result = service.classify_csv(path, text_name, label_name)
+            figure = None
+            if result.report is not None:
+                matrix = result.report["confusion_matrix"]
+                figure = confusion_matrix_figure(matrix["labels"], matrix["matrix"], "This upload")
+            return render_batch_summary(result), str(result.output_path), figure, result.preview
+
+        def on_tick() -> tuple[str, str, str, dict[str, Any]]:
+            metrics = service.metrics()
+            return render_header(metrics), render_stats(metrics), render_live_panel(metrics), metrics
+
+        @guarded
+        def on_model_view() -> tuple[str, Figure | None, Figure | None, str]:
+            if not service.ready:
+                return "The model is loading…", None, None, ""
+            info = service.model_info()
+            confusion, balance = model_figures(info)
+            report = info.get("cleaning_report_md") or "No cleaning report in this model folder."
+            return render_model_card(info), confusion, balance, _escape(report)
+
+        classify_event = {
+            "fn": on_classify,
+            "inputs": [text],
+            "outputs": [label, latency, normalized, correct, last_prediction],
+        }
+        classify.click(**classify_event, **model_slot, **ui_only)
+        text.submit(**classify_event, **model_slot, **ui_only)
+        send_correction.click(on_correction, [correct, last_prediction], [correction_status], **ui_only)
+        run_batch.click(
+            on_batch,
+            [upload, text_column, label_column],
+            [batch_summary, download, batch_matrix, batch_preview],
+            **model_slot,
+            **ui_only,
+        )
+        # Metric refreshes never wait behind model calls and never pile up.
+        timer.tick(
+            on_tick,
+            outputs=[header, stats, live_panel, live_json],
+            concurrency_limit=None,
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **ui_only,
+        )
+        demo.load(on_model_view, outputs=[model_card, model_matrix, model_balance, cleaning_report], **ui_only)
+
+        # ---- the public API (stable names; see README) --------------------------------------------
+        def predict(text: str) -> dict:
+            """Classify one tweet: {label, scores, latency_ms, compute_ms, normalized_text, model_version}."""
+            return guarded(service.predict)(text)
+
+        def predict_batch(texts: list[str]) -> list[dict]:
+            """Classify a list of tweets in one server-side batch; one result per text, in order."""
+            return guarded(service.predict_batch)(texts)
+
+        def feedback(text: str, predicted: str, correct: str) -> dict:
+            """Record that `text` was predicted `predicted` but the right label is `correct`."""
+            return guarded(service.feedback)(text, predicted, correct)
+
+        def metrics() -> dict:
+            """Every live number: latency, throughput, queue, live F1 (canary, corrections), drift."""
+            return service.metrics()
+
+        gr.api(predict, api_name="predict", **model_slot)
+        gr.api(predict_batch, api_name="predict_batch", **model_slot)
+        gr.api(feedback, api_name="feedback", concurrency_limit=4, concurrency_id="feedback")
+        gr.api(metrics, api_name="metrics", concurrency_limit=None)
+        if service.settings.latency_probe:
+
+            def noop(text: str) -> dict:
+                """An empty endpoint: the baseline of scripts/api_latency.py."""
+                return {"label": "noop"}
+
+            gr.api(noop, api_name="noop", concurrency_limit=None, api_visibility="undocumented")
+
+    demo.queue(max_size=config.queue_max_size, default_concurrency_limit=config.concurrency_limit)
+    return demo

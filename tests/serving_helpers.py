@@ -1,0 +1,142 @@
+"""Shared by the serving tests: a predictor with the DESIGN.md interface and a loopback server runner."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tweet_classifier.artifact import ModelManifest
+from tweet_classifier.config import NormalizeConfig, ServeConfig
+from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.serve import ClassifierService, ServeSettings, create_app
+from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
+
+LABELS = ["negative", "neutral", "positive"]
+NEGATIVE_WORDS = ("delay", "lost", "worst", "ridiculous", "cancel", "rude", "never")
+POSITIVE_WORDS = ("thanks", "thank", "amazing", "great", "love", "good", "best")
+
+
+class FakeInvalidInputError(TweetClassifierError):
+    pass
+
+
+@dataclass(frozen=True)
+class FakePrediction:
+    label: str
+    scores: dict[str, float]
+    normalized_text: str
+    compute_ms: float
+
+
+class KeywordPredictor:
+    """Deterministic keyword rules behind the Predictor interface; ``delay_s`` makes each call slow."""
+
+    def __init__(self, delay_s: float = 0.0, max_chars: int = 2000) -> None:
+        self.labels = list(LABELS)
+        self.model_version = "keyword-rules@test"
+        self.backend_single = self.backend_batch = "rules"
+        self.delay_s = delay_s
+        self.manifest = ModelManifest(
+            labels=self.labels,
+            base_model="rules",
+            normalizer=NormalizeConfig().model_dump(),
+            normalizer_version=NORMALIZER_VERSION,
+            max_length=64,
+            max_chars=max_chars,
+        )
+        self.calls = 0
+
+    def validate(self, text: object) -> str:
+        if not isinstance(text, str):
+            raise FakeInvalidInputError(f"text must be a string, got {type(text).__name__}")
+        if len(text) > self.manifest.max_chars:
+            raise FakeInvalidInputError("text is too long")
+        normalized = normalize_tweet(text)
+        if not normalized.strip():
+            raise FakeInvalidInputError("text is empty after normalization: send some words")
+        return normalized
+
+    def _one(self, text: str) -> FakePrediction:
+        started = time.perf_counter()
+        normalized = self.validate(text)
+        lowered = normalized.lower()
+        if any(word in lowered for word in NEGATIVE_WORDS):
+            scores = [0.8, 0.15, 0.05]
+        elif any(word in lowered for word in POSITIVE_WORDS):
+            scores = [0.05, 0.15, 0.8]
+        else:
+            scores = [0.2, 0.6, 0.2]
+        label = self.labels[scores.index(max(scores))]
+        return FakePrediction(
+            label, dict(zip(self.labels, scores, strict=True)), normalized, (time.perf_counter() - started) * 1000
+        )
+
+    def predict(self, text: str) -> FakePrediction:
+        self.calls += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return self._one(text)
+
+    def predict_batch(self, texts: Sequence[str]) -> list[FakePrediction]:
+        self.calls += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return [self._one(text) for text in texts]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def make_settings(tmp_path: Path, model: str = "keyword-rules", **config_overrides: Any) -> ServeSettings:
+    config = ServeConfig(**({"cold_requests": 2, "drift_min_samples": 5, "metrics_refresh_s": 1.0} | config_overrides))
+    return ServeSettings(
+        model=model,
+        host="127.0.0.1",
+        port=free_port(),
+        feedback_file=tmp_path / "feedback.jsonl",
+        config=config,
+        latency_probe=True,
+    )
+
+
+@contextlib.contextmanager
+def running_server(service: ClassifierService, with_ui: bool = True, timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve ``service`` with uvicorn in a thread on loopback; yield the base URL once /healthz says 200."""
+    import uvicorn
+
+    settings = service.settings
+    app = create_app(service, with_ui=with_ui)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base_url = f"http://{settings.host}:{settings.port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise TimeoutError(f"server at {base_url} did not become ready in {timeout_s} s")
+        time.sleep(0.05)
+    try:
+        yield base_url
+    finally:
+        service.stop()
+        server.should_exit = True
+        thread.join(timeout=10)

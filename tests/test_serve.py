@@ -1,0 +1,496 @@
+"""serve.py: settings, model discovery, CSV checks, /healthz + /v1 (FastAPI), canary, feedback, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.metrics import f1_score
+
+from tests.serving_helpers import LABELS, KeywordPredictor, free_port, make_settings, running_server
+from tweet_classifier.artifact import MANIFEST_NAME
+from tweet_classifier.monitor import DriftReference
+from tweet_classifier.serve import (
+    BUSY_MESSAGE,
+    BadRequestError,
+    ClassifierService,
+    NoModelError,
+    ServeSettings,
+    ServiceNotReadyError,
+    create_app,
+    main,
+    neutralize_formula,
+    newest_local_model,
+    read_labelled_file,
+    read_upload_csv,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def ready_service(tmp_path: Path, predictor: KeywordPredictor | None = None, **config) -> ClassifierService:
+    service = ClassifierService(
+        make_settings(tmp_path, **config), loader=lambda model, revision: predictor or KeywordPredictor()
+    )
+    service.start(background_checks=False)
+    assert service.wait_until_loaded(30)
+    return service
+
+
+# ---- settings and model discovery -----------------------------------------------------------------
+def test_settings_from_env_read_every_documented_variable(tmp_path) -> None:
+    env = {
+        "MODEL_ID": "someone/tweet-model",
+        "MODEL_REVISION": "abc123",
+        "GRADIO_SERVER_NAME": "0.0.0.0",
+        "GRADIO_SERVER_PORT": "7999",
+        "FEEDBACK_FILE": str(tmp_path / "fb.jsonl"),
+        "CANARY_FILE": str(tmp_path / "canary.csv"),
+    }
+    settings = ServeSettings.from_env(env)
+    assert (settings.model, settings.revision, settings.host, settings.port) == (
+        "someone/tweet-model",
+        "abc123",
+        "0.0.0.0",
+        7999,
+    )
+    assert settings.feedback_file == tmp_path / "fb.jsonl"
+    assert settings.canary_file == tmp_path / "canary.csv"
+    with pytest.raises(BadRequestError, match="GRADIO_SERVER_PORT must be a port number, got 'http'"):
+        ServeSettings.from_env({"MODEL_ID": "x", "GRADIO_SERVER_PORT": "http"})
+
+
+def _fake_model_folder(path: Path, mtime: float) -> Path:
+    path.mkdir(parents=True)
+    (path / MANIFEST_NAME).write_text("{}", encoding="utf-8")
+    os.utime(path / MANIFEST_NAME, (mtime, mtime))
+    return path
+
+
+def test_newest_local_model_picks_the_latest_manifest_and_skips_staging_folders(tmp_path) -> None:
+    _fake_model_folder(tmp_path / "models" / "airline", 1_000)
+    newest = _fake_model_folder(tmp_path / "models" / "runs" / "smoke", 2_000)
+    _fake_model_folder(tmp_path / "models" / ".airline.partial-x", 3_000)
+    assert newest_local_model(tmp_path / "models") == newest
+    assert ServeSettings.from_env({}, models_dir=tmp_path / "models").model == str(newest)
+
+
+def test_no_model_anywhere_says_how_to_get_one(tmp_path) -> None:
+    with pytest.raises(NoModelError, match=r"Run `make demo`.*tweet-classifier train --config configs/airline.yaml"):
+        newest_local_model(tmp_path / "models")
+
+
+def test_app_py_without_a_model_exits_2_with_the_fix(tmp_path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "MODEL_ID"}
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 2
+    assert "make demo" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_main_returns_2_when_no_model_is_found(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([], env={}) == 2
+
+
+# ---- CSV helpers ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1", "'+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("fine text", "fine text"),
+        ("", ""),
+        (0.5, 0.5),
+    ],
+)
+def test_neutralize_formula(cell, expected) -> None:
+    assert neutralize_formula(cell) == expected
+
+
+def write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the CSV is empty"),
+        ("text\n\u00e9t\u00e9 caf\u00e9\n".encode("latin-1"), "not UTF-8"),
+        (b"text\nhello\x00world\n", "NUL bytes"),
+        (b"text\n", "no rows"),
+        (b'text,label\n"unclosed,quote\n', "not a valid CSV"),
+    ],
+)
+def test_read_upload_csv_rejects_bad_files_with_the_fix(tmp_path, content, message) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        read_upload_csv(write(tmp_path / "in.csv", content), max_bytes=10_000, max_rows=10)
+
+
+def test_read_upload_csv_enforces_size_and_row_limits(tmp_path) -> None:
+    big = write(tmp_path / "big.csv", b"text\n" + b"x" * 2_000 + b"\n")
+    with pytest.raises(BadRequestError, match=r"the limit is 0\.0 MB"):
+        read_upload_csv(big, max_bytes=1_000, max_rows=10)
+    rows = write(tmp_path / "rows.csv", b"text\n" + b"hi\n" * 11)
+    with pytest.raises(BadRequestError, match="more than 10 rows"):
+        read_upload_csv(rows, max_bytes=10_000, max_rows=10)
+    bom = write(tmp_path / "bom.csv", "\ufefftext , label\nhi,neutral\n".encode())
+    assert list(read_upload_csv(bom, 10_000, 10).columns) == ["text", "label"]
+
+
+def test_classify_csv_scores_with_sklearn_and_neutralizes_formulas(tmp_path) -> None:
+    service = ready_service(tmp_path)
+    rows = [
+        ("=1+1 worst delay ever", "negative"),
+        ("thanks, great crew", "positive"),
+        ("what time is boarding", "neutral"),
+        ("lost my bag", "neutral"),
+        ("", "neutral"),
+        ("love it", "angry"),
+    ]
+    source = tmp_path / "upload.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(source, index=False)
+    result = service.classify_csv(source)
+    assert result.n_rows == 6
+    assert result.n_invalid == 1
+    assert result.n_unknown_labels == 1
+    assert result.n_scored == 4
+    truth = ["negative", "positive", "neutral", "neutral"]
+    guess = ["negative", "positive", "neutral", "negative"]
+    assert result.report["macro_f1"] == pytest.approx(f1_score(truth, guess, labels=LABELS, average="macro"))
+    written = pd.read_csv(result.output_path, dtype=str, keep_default_na=False)
+    assert written["text"][0] == "'=1+1 worst delay ever"
+    assert written["predicted_label"].tolist()[:4] == guess
+    assert written["error"][4] != ""
+    assert {f"score_{label}" for label in LABELS} <= set(written.columns)
+
+
+def test_classify_csv_names_a_missing_text_column(tmp_path) -> None:
+    service = ready_service(tmp_path)
+    source = write(tmp_path / "upload.csv", b"tweet,label\nhi,neutral\n")
+    with pytest.raises(BadRequestError, match=r"no column 'text' \(columns: tweet, label\)"):
+        service.classify_csv(source)
+    assert service.classify_csv(source, text_column="tweet", label_column="").report is None
+
+
+# ---- service behaviour ----------------------------------------------------------------------------
+def test_requests_before_the_model_is_loaded_get_a_retry_message(tmp_path) -> None:
+    gate = threading.Event()
+
+    def slow_loader(model: str, revision: str | None) -> KeywordPredictor:
+        gate.wait(10)
+        return KeywordPredictor()
+
+    service = ClassifierService(make_settings(tmp_path), loader=slow_loader)
+    service.start(background_checks=False)
+    assert service.health()[0] == 503
+    assert service.metrics()["status"] == "loading"
+    with pytest.raises(ServiceNotReadyError, match="still loading"):
+        service.predict("hello")
+    gate.set()
+    assert service.wait_until_loaded(10)
+    assert service.health() == (200, {"status": "ready", "model_version": "keyword-rules@test"})
+
+
+def test_a_failed_load_is_reported_without_internals(tmp_path) -> None:
+    def broken_loader(model: str, revision: str | None) -> KeywordPredictor:
+        raise RuntimeError("/secret/path/model.safetensors is corrupt")
+
+    service = ClassifierService(make_settings(tmp_path), loader=broken_loader)
+    service.start(background_checks=False)
+    service.wait_until_loaded(10)
+    status, payload = service.health()
+    assert status == 503
+    assert payload["status"] == "failed"
+    assert "secret" not in json.dumps(payload)
+    with pytest.raises(ServiceNotReadyError, match="failed to load"):
+        service.predict("hi")
+
+
+def test_batch_validation_names_the_bad_item(tmp_path) -> None:
+    service = ready_service(tmp_path, max_batch_texts=3)
+    with pytest.raises(BadRequestError, match=r"texts\[1\]: .*empty"):
+        service.predict_batch(["fine", "   "])
+    with pytest.raises(BadRequestError, match="limit is 3"):
+        service.predict_batch(["a"] * 4)
+    with pytest.raises(BadRequestError, match="texts is empty"):
+        service.predict_batch([])
+    with pytest.raises(BadRequestError, match="must be a list"):
+        service.predict_batch("not a list")
+    assert service.metrics()["requests_failed"] == 4
+
+
+def test_feedback_persists_across_a_restart(tmp_path) -> None:
+    first = ready_service(tmp_path)
+    first.feedback("worst delay", "negative", "negative")
+    outcome = first.feedback("what time", "neutral", "positive")
+    assert outcome == {"stored": True, "corrections": 2, "macro_f1": pytest.approx(1 / 3)}
+    with pytest.raises(BadRequestError, match="unknown: choose one of negative, neutral, positive"):
+        first.feedback("hi", "neutral", "<b>bold</b>")
+    restarted = ready_service(tmp_path)
+    corrections = restarted.metrics()["live_f1"]["corrections"]
+    assert corrections["n"] == 2
+    assert corrections["macro_f1"] == pytest.approx(
+        f1_score(["negative", "positive"], ["negative", "neutral"], labels=LABELS, average="macro")
+    )
+    lines = (tmp_path / "feedback.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["correct"] for line in lines] == ["negative", "positive"]
+
+
+def test_canary_file_streams_through_the_predictor_and_f1_equals_sklearn(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    words = {"negative": "worst delay", "neutral": "what time", "positive": "thanks so much"}
+    truth = list(rng.choice(LABELS, size=60))
+    texts = [words[label] if rng.random() < 0.7 else words[str(rng.choice(LABELS))] for label in truth]
+    canary = tmp_path / "canary.jsonl"
+    records = [{"text": text, "label": label} for text, label in zip(texts, truth, strict=True)]
+    records.append({"text": "unknown label row", "label": "angry"})
+    canary.write_text("\n".join(json.dumps(record) for record in records), encoding="utf-8")
+    settings = make_settings(tmp_path, canary_batch_size=7)
+    settings = ServeSettings(**{**settings.__dict__, "canary_file": canary})
+    predictor = KeywordPredictor()
+    service = ClassifierService(settings, loader=lambda model, revision: predictor)
+    service.start(background_checks=True)
+    service.wait_until_loaded(10)
+    deadline = time.monotonic() + 30
+    while not service.metrics()["live_f1"]["canary"]["status"].startswith("done"):
+        assert time.monotonic() < deadline, service.metrics()["live_f1"]["canary"]
+        time.sleep(0.05)
+    canary_numbers = service.metrics()["live_f1"]["canary"]
+    predicted = [predictor._one(text).label for text in texts]
+    assert canary_numbers["n"] == canary_numbers["total"] == 60
+    assert canary_numbers["macro_f1"] == pytest.approx(f1_score(truth, predicted, labels=LABELS, average="macro"))
+    # Small batches: ceil(60 / 7) model calls, not one big one.
+    assert predictor.calls == 9
+
+
+def test_canary_pauses_while_users_are_in_flight(tmp_path) -> None:
+    service = ready_service(tmp_path)
+    monitor = service.monitor
+    finished = threading.Event()
+
+    def run() -> None:
+        service.run_canary(["thanks"] * 4, ["positive"] * 4)
+        finished.set()
+
+    with monitor.track("predict"):
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.3)
+        assert monitor.snapshot()["live_f1"]["canary"]["n"] == 0
+    thread.join(5)
+    assert finished.is_set()
+    assert monitor.snapshot()["live_f1"]["canary"]["n"] == 4
+
+
+def test_read_labelled_file_checks_columns(tmp_path) -> None:
+    bad = write(tmp_path / "canary.csv", b"tweet,label\nhi,neutral\n")
+    with pytest.raises(BadRequestError, match="lacks columns \\['text'\\]"):
+        read_labelled_file(bad, LABELS)
+    with pytest.raises(BadRequestError, match="does not exist"):
+        read_labelled_file(tmp_path / "missing.csv", LABELS)
+    good = write(tmp_path / "ok.csv", b"text,label\nhi,neutral\nyo,angry\n")
+    assert read_labelled_file(good, LABELS) == (["hi"], ["neutral"])
+
+
+def test_reference_json_in_the_model_folder_is_used_for_drift(tmp_path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    from tweet_classifier.text import text_traits
+
+    DriftReference.from_observations([(text_traits("hello there"), 0.0, "neutral")] * 10).save(
+        folder / "reference.json"
+    )
+    settings = ServeSettings(**{**make_settings(tmp_path).__dict__, "model": str(folder)})
+    service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor())
+    service.start(background_checks=True)
+    service.wait_until_loaded(10)
+    deadline = time.monotonic() + 10
+    while service.metrics()["drift"]["reference"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for _ in range(6):
+        service.predict("@united worst delay ever, lost my bag http://t.co/x 😡")
+    drift = service.metrics()["drift"]
+    assert drift["status"] == "drift"
+    assert "predicted_label" in drift["drifted"]
+    assert service.metrics()["live_f1"]["canary"]["status"].startswith("unavailable")
+
+
+# ---- FastAPI surface ------------------------------------------------------------------------------
+@pytest.fixture
+def v1_client(tmp_path):
+    service = ready_service(tmp_path)
+    with TestClient(create_app(service, with_ui=False)) as client:
+        yield client, service
+
+
+def test_v1_predict_and_batch_share_the_service(v1_client) -> None:
+    client, _service = v1_client
+    response = client.post("/v1/predict", json={"text": "@united thanks, great crew!"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["label"] == "positive"
+    assert set(body["scores"]) == set(LABELS)
+    assert body["normalized_text"] == "@user thanks, great crew!"
+    batch = client.post("/v1/predict_batch", json={"texts": ["worst delay", "what time"]})
+    assert [item["label"] for item in batch.json()["results"]] == ["negative", "neutral"]
+    metrics = client.get("/v1/metrics").json()
+    assert metrics["requests_served"] == 2
+    assert metrics["texts_served"] == 3
+    assert client.get("/healthz").json() == {"status": "ready", "model_version": "keyword-rules@test"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"text": ""}, 422),
+        ({"text": " \t\n "}, 422),
+        ({"text": None}, 422),
+        ({}, 422),
+        ({"text": "x" * 2001}, 422),
+        ({"text": "\u202e\u2066\u200b"}, 422),
+    ],
+)
+def test_v1_rejects_bad_input_with_a_json_error(v1_client, payload, status) -> None:
+    client, _ = v1_client
+    response = client.post("/v1/predict", json=payload)
+    assert response.status_code == status
+    assert "Traceback" not in response.text
+
+
+def test_v1_body_limit_answers_413_before_parsing(tmp_path) -> None:
+    service = ready_service(tmp_path, max_body_bytes=1_000)
+    with TestClient(create_app(service, with_ui=False)) as client:
+        response = client.post("/v1/predict", content=b'{"text": "' + b"x" * 2_000 + b'"}')
+    assert response.status_code == 413
+    assert "send less" in response.json()["error"]
+
+
+def test_v1_internal_errors_are_generic_and_logged(v1_client, caplog) -> None:
+    client, service = v1_client
+
+    def explode(text: str) -> None:
+        raise RuntimeError("/srv/secret/weights.bin exploded")
+
+    service.predictor.predict = explode
+    response = client.post("/v1/predict", json={"text": "hello"})
+    assert response.status_code == 500
+    assert "secret" not in response.text
+    assert "logged as" in response.json()["error"]
+    assert "exploded" in caplog.text
+
+
+def test_v1_openapi_schema_has_the_pydantic_models(v1_client) -> None:
+    client, _ = v1_client
+    schema = client.get("/v1/openapi.json").json()
+    assert {"/v1/predict", "/v1/predict_batch", "/healthz", "/v1/metrics"} <= set(schema["paths"])
+    assert set(schema["components"]["schemas"]["PredictResponse"]["properties"]) >= {
+        "label",
+        "scores",
+        "latency_ms",
+        "model_version",
+    }
+
+
+def test_v1_overload_is_answered_429_never_a_hang(tmp_path) -> None:
+    service = ready_service(tmp_path, predictor=KeywordPredictor(delay_s=0.4), concurrency_limit=1, queue_max_size=2)
+    results: list[httpx.Response] = []
+    with running_server(service, with_ui=False) as base_url:
+
+        def call() -> None:
+            results.append(httpx.post(f"{base_url}/v1/predict", json={"text": "hello"}, timeout=30))
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert service.metrics()["requests_rejected"] == sum(1 for r in results if r.status_code == 429)
+    statuses = sorted(response.status_code for response in results)
+    assert len(statuses) == 8
+    assert set(statuses) == {200, 429}, statuses
+    assert statuses.count(200) >= 2
+    for response in results:
+        if response.status_code == 429:
+            assert response.json() == {"error": BUSY_MESSAGE}
+
+
+SLOW_SERVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from tests.serving_helpers import KeywordPredictor
+from tweet_classifier.config import ServeConfig
+from tweet_classifier.serve import ClassifierService, ServeSettings, create_app, run_server
+settings = ServeSettings(model="rules", host="127.0.0.1", port={port}, feedback_file=Path({feedback!r}),
+                         config=ServeConfig(graceful_shutdown_s=20))
+service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor(delay_s=2.0))
+service.start(background_checks=False)
+run_server(create_app(service), settings)
+"""
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path) -> None:
+    from gradio_client import Client
+
+    port = free_port()
+    code = SLOW_SERVER.format(repo=str(REPO_ROOT), port=port, feedback=str(tmp_path / "fb.jsonl"))
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        client = Client(base_url, verbose=False)
+        outcomes: dict[str, object] = {}
+
+        def via_http() -> None:
+            outcomes["http"] = httpx.post(f"{base_url}/v1/predict", json={"text": "thanks"}, timeout=30).json()
+
+        def via_gradio() -> None:
+            outcomes["gradio"] = client.predict("worst delay", api_name="/predict")
+
+        threads = [threading.Thread(target=via_http), threading.Thread(target=via_gradio)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.8)  # both requests are now inside the 2 s model call
+        process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(30)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert outcomes["http"]["label"] == "positive", output
+    assert outcomes["gradio"]["label"] == "negative", output
+    # uvicorn re-raises the captured SIGTERM after its graceful shutdown, so the exit status is -SIGTERM.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Finished server process" in output
