@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tweet_classifier.errors import TweetClassifierError
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false.
+
+    PyYAML follows YAML 1.1, where ``off``, ``on``, ``yes`` and ``no`` are booleans, so
+    ``policy: off`` or ``--set cleaning.label_noise.policy=off`` would arrive as False and fail validation.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
 class ConfigError(TweetClassifierError):
@@ -122,6 +144,8 @@ class CleaningConfig(_Section):
     test_overlap: Literal["report", "remove_from_train"] = "remove_from_train"
     label_noise: LabelNoiseConfig = LabelNoiseConfig()
     examples_per_step: int = Field(3, ge=0, le=50)
+    # Geotag column whose "[0.0, 0.0]" values (a placeholder, not a place) the report counts, if present.
+    coordinates_column: str | None = "tweet_coord"
 
 
 class BaselineConfig(_Section):
@@ -303,7 +327,7 @@ def _read_yaml_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (pass an existing YAML file to --config)")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = _load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -322,7 +346,7 @@ def parse_override(override: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {override!r} must look like section.key=value")
     try:
-        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+        value = _load_yaml(raw_value) if raw_value.strip() else ""
     except yaml.YAMLError:
         value = raw_value
     return key.split("."), value
