@@ -328,6 +328,8 @@ def _read_yaml_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path} (pass an existing YAML file to --config)")
     try:
         loaded = _load_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text: save it as UTF-8") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -368,6 +370,9 @@ def _format_validation_error(error: ValidationError) -> str:
             problems.append(f"unknown config key '{key}' (value {item['input']!r}): remove it or fix the spelling")
         elif item["type"] == "missing":
             problems.append(f"missing config key '{key}': add it to the config")
+        elif not item["loc"]:
+            # A cross-field check on the whole config: its message names the keys; the input is everything.
+            problems.append(f"invalid config: {item['msg'].removeprefix('Value error, ')}")
         else:
             problems.append(f"config key '{key}' has invalid value {item['input']!r}: {item['msg']}")
     return "; ".join(problems)
