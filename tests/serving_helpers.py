@@ -16,7 +16,7 @@ import httpx
 from tweet_classifier.artifact import ModelManifest
 from tweet_classifier.config import NormalizeConfig, ServeConfig
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.serve import ClassifierService, ServeSettings, create_app
+from tweet_classifier.serve import ClassifierService, ServeSettings, build_server, create_app
 from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
 
 LABELS = ["negative", "neutral", "positive"]
@@ -113,13 +113,9 @@ def make_settings(tmp_path: Path, model: str = "keyword-rules", **config_overrid
 @contextlib.contextmanager
 def running_server(service: ClassifierService, with_ui: bool = True, timeout_s: float = 60.0) -> Iterator[str]:
     """Serve ``service`` with uvicorn in a thread on loopback; yield the base URL once /healthz says 200."""
-    import uvicorn
-
     settings = service.settings
     app = create_app(service, with_ui=with_ui)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
-    )
+    server = build_server(app, settings, log_level="warning")
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base_url = f"http://{settings.host}:{settings.port}"
@@ -137,6 +133,5 @@ def running_server(service: ClassifierService, with_ui: bool = True, timeout_s: 
     try:
         yield base_url
     finally:
-        service.stop()
         server.should_exit = True
         thread.join(timeout=10)

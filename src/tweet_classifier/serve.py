@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 from fastapi import FastAPI
@@ -33,10 +33,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from tweet_classifier.artifact import MANIFEST_NAME, read_json
-from tweet_classifier.config import InferenceConfig, ServeConfig
+from tweet_classifier.config import InferenceConfig, NormalizeConfig, ServeConfig
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import classification_report_dict
 from tweet_classifier.monitor import REFERENCE_NAME, DriftReference, FeedbackStore, ServingMonitor
+from tweet_classifier.text import normalize_tweet, text_traits
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class PredictorLike(Protocol):
 
 
 PredictorLoader = Callable[[str, str | None], PredictorLike]
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,8 @@ def newest_local_model(models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
 def load_real_predictor(model: str, revision: str | None, inference: InferenceConfig) -> PredictorLike:
     from tweet_classifier.predictor import Predictor
 
-    return Predictor.load(model, revision=revision, backend=inference.backend, max_chars=inference.max_chars)
+    # max_chars None: the model folder's own cap (manifest.max_chars) applies.
+    return Predictor.load(model, revision=revision, backend=inference.backend, batch_size=inference.batch_size)
 
 
 def model_metadata_dir(model: str, revision: str | None) -> Path | None:
@@ -257,7 +260,10 @@ class ClassifierService:
                 drift_psi_threshold=self.config.drift_psi_threshold,
             )
             replayed = monitor.load_corrections(self.feedback_store.load())
-            self._metadata_dir = model_metadata_dir(self.settings.model, self.settings.revision)
+            folder = getattr(predictor, "folder", None)
+            self._metadata_dir = (
+                Path(folder) if folder is not None else model_metadata_dir(self.settings.model, self.settings.revision)
+            )
         except Exception as error:
             self.state = "failed"
             self.load_error = _client_message(error) if isinstance(error, TweetClassifierError) else FAILED_MESSAGE
@@ -322,11 +328,11 @@ class ClassifierService:
     def _check_text(self, text: object, where: str = "text") -> str:
         """Type and length first (microseconds, before any normalization or tokenization)."""
         predictor = self._predictor()
-        if text is None or not isinstance(text, str):
-            raise BadRequestError(f"{where} must be a string, got {type(text).__name__}: send the tweet text")
-        max_chars = int(getattr(predictor.manifest, "max_chars", self.settings.inference.max_chars))
-        if len(text) > max_chars:
-            raise BadRequestError(f"{where} has {len(text):,} characters; the limit is {max_chars:,}: shorten it")
+        max_chars = int(getattr(predictor, "max_chars", None) or predictor.manifest.max_chars)
+        if isinstance(text, str) and len(text) > max_chars:
+            raise BadRequestError(
+                f"{where} has {len(text):,} characters, over the limit of {max_chars:,}: shorten it or split it"
+            )
         try:
             return predictor.validate(text)
         except TweetClassifierError as error:
@@ -351,8 +357,7 @@ class ClassifierService:
         monitor = self._monitor()
         with monitor.track("predict") as timing:
             checked = self._check_text(text)
-            with self._model_slots:
-                prediction = self._predictor().predict(checked)
+            prediction = self._run_model(self._predictor().predict, checked)
             self._observe(checked, prediction)
             timing.compute_ms = prediction.compute_ms
             timing.ok = True
@@ -363,13 +368,20 @@ class ClassifierService:
         monitor = self._monitor()
         with monitor.track("predict_batch", n_texts=len(texts) if isinstance(texts, list | tuple) else 0) as timing:
             checked = self._check_texts(texts)
-            with self._model_slots:
-                predictions = self._predictor().predict_batch(checked)
+            predictions = self._run_model(self._predictor().predict_batch, checked)
             for text, prediction in zip(checked, predictions, strict=True):
                 self._observe(text, prediction)
             timing.compute_ms = sum(prediction.compute_ms for prediction in predictions)
             timing.ok = True
             return [self._result(prediction, started=timing.started) for prediction in predictions]
+
+    def _run_model(self, function: Callable[[Any], ResultT], argument: Any) -> ResultT:
+        """One model call in a slot; the predictor's input errors become this service's 422s."""
+        with self._model_slots:
+            try:
+                return function(argument)
+            except TweetClassifierError as error:
+                raise BadRequestError(_client_message(error)) from None
 
     def _result(self, prediction: PredictionLike, started: float) -> dict[str, Any]:
         return {
@@ -416,8 +428,6 @@ class ClassifierService:
 
     # ---- drift -----------------------------------------------------------------------------------
     def _observe(self, text: str, prediction: PredictionLike) -> None:
-        from tweet_classifier.text import text_traits
-
         try:
             self._monitor().observe_input(
                 text_traits(text), self.unk_share(prediction.normalized_text), prediction.label
@@ -449,8 +459,6 @@ class ClassifierService:
 
     # ---- reference and canary --------------------------------------------------------------------
     def _reference_and_canary(self) -> tuple[DriftReference | None, tuple[list[str], list[str]] | None]:
-        from tweet_classifier.text import text_traits
-
         reference: DriftReference | None = None
         folder = self._metadata_dir
         if folder is not None and (folder / REFERENCE_NAME).is_file():
@@ -479,6 +487,7 @@ class ClassifierService:
         monitor.start_canary(total=len(texts))
         started = time.perf_counter()
         batch_size = self.config.canary_batch_size
+        normalize_config = NormalizeConfig(**predictor.manifest.normalizer)
         for start in range(0, len(texts), batch_size):
             if self._stop.is_set():
                 monitor.set_canary_status("stopped")
@@ -489,11 +498,10 @@ class ClassifierService:
             batch = list(texts[start : start + batch_size])
             truth = list(labels[start : start + batch_size])
             try:
-                valid = [index for index, text in enumerate(batch) if self._is_valid(text)]
+                valid = [index for index, text in enumerate(batch) if self._is_valid(text, normalize_config)]
                 if not valid:
                     continue
-                with self._model_slots:
-                    predictions = predictor.predict_batch([batch[index] for index in valid])
+                predictions = self._run_model(predictor.predict_batch, [batch[index] for index in valid])
             except Exception:
                 logger.exception("canary batch at row %d failed", start)
                 monitor.set_canary_status("failed (see the server log)")
@@ -501,12 +509,12 @@ class ClassifierService:
             monitor.record_canary([truth[index] for index in valid], [p.label for p in predictions])
         monitor.set_canary_status(f"done in {time.perf_counter() - started:.1f} s")
 
-    def _is_valid(self, text: object) -> bool:
+    def _is_valid(self, text: object, normalize_config: NormalizeConfig) -> bool:
         try:
             self._check_text(text)
         except BadRequestError:
             return False
-        return True
+        return bool(normalize_tweet(str(text), normalize_config))
 
     # ---- CSV batch -------------------------------------------------------------------------------
     def classify_csv(self, path: str | Path, text_column: str = "text", label_column: str = "label") -> CsvResult:
@@ -521,20 +529,24 @@ class ClassifierService:
         texts = frame[text_column].tolist()
         errors = ["" for _ in texts]
         valid = []
+        normalize_config = NormalizeConfig(**predictor.manifest.normalizer)
         for index, text in enumerate(texts):
             try:
                 self._check_text(text, where=f"row {index + 1}")
-                valid.append(index)
             except BadRequestError as error:
                 errors[index] = str(error)
+                continue
+            if not normalize_tweet(str(text), normalize_config):
+                errors[index] = f"row {index + 1}: text is empty after normalization"
+            else:
+                valid.append(index)
         predicted: list[str] = ["" for _ in texts]
         scores: dict[str, list[float | None]] = {label: [None] * len(texts) for label in predictor.labels}
         batch_size = self.settings.inference.batch_size
         with monitor.track("classify_csv", n_texts=len(valid)) as timing:
             for start in range(0, len(valid), batch_size):
                 chunk = valid[start : start + batch_size]
-                with self._model_slots:
-                    predictions = predictor.predict_batch([texts[index] for index in chunk])
+                predictions = self._run_model(predictor.predict_batch, [texts[index] for index in chunk])
                 for index, prediction in zip(chunk, predictions, strict=True):
                     predicted[index] = prediction.label
                     for label in predictor.labels:
@@ -846,11 +858,15 @@ def _gradio_queue_depth(demo: Any) -> int:
         return 0
 
 
-def run_server(app: FastAPI, settings: ServeSettings) -> None:
-    """uvicorn with graceful shutdown: SIGTERM stops accepting, lets in-flight requests finish."""
+def build_server(app: FastAPI, settings: ServeSettings, log_level: str = "info") -> Any:
+    """uvicorn with graceful shutdown: on SIGTERM it stops accepting and lets in-flight requests finish.
+
+    Before uvicorn waits for open connections, the shutdown callbacks end the idle streams (Gradio
+    heartbeats) and the canary, so the wait is only as long as the slowest in-flight request.
+    """
     import uvicorn
 
-    class GracefulServer(uvicorn.Server):
+    class _Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
             logger.info(
                 "shutting down: finishing in-flight requests (at most %.0f s)", settings.config.graceful_shutdown_s
@@ -864,10 +880,14 @@ def run_server(app: FastAPI, settings: ServeSettings) -> None:
         host=settings.host,
         port=settings.port,
         timeout_graceful_shutdown=int(settings.config.graceful_shutdown_s),
-        log_level="info",
+        log_level=log_level,
         access_log=False,
     )
-    GracefulServer(config).run()
+    return _Server(config)
+
+
+def run_server(app: FastAPI, settings: ServeSettings) -> None:
+    build_server(app, settings).run()
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -84,7 +84,9 @@ def guarded(function: Callable[..., ResultT]) -> Callable[..., ResultT]:
         except gr.Error:
             raise
         except TweetClassifierError as error:
-            raise gr.Error(_escape(error), print_exception=False) from None
+            # gr.Error renders its message as HTML. quote=False keeps quotes readable for API clients;
+            # they are harmless outside attributes.
+            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
         except Exception:
             error_id = uuid.uuid4().hex[:12]
             logger.exception("request %s failed", error_id)

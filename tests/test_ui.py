@@ -1,0 +1,368 @@
+"""The Gradio app through gradio_client (contract, bad input, overload, latency) and its pure renderers.
+
+One app per module (the real Predictor on the tiny model folder), launched on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+from sklearn.metrics import f1_score
+
+from tests.serving_helpers import LABELS, KeywordPredictor, make_settings, running_server
+from tweet_classifier.artifact import write_json_atomic
+from tweet_classifier.metrics import classification_report_dict
+from tweet_classifier.serve import ClassifierService, CsvResult, ServeSettings, load_real_predictor
+from tweet_classifier.ui import (
+    build_demo,
+    class_balance_figure,
+    confusion_matrix_figure,
+    render_batch_summary,
+    render_header,
+    render_live_panel,
+    render_model_card,
+    render_stats,
+)
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="module")
+def model_folder(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model plus what training writes beside it (metrics, cleaning report)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("served") / "tiny"
+    shutil.copytree(tiny_model_dir, folder)
+    report = classification_report_dict(
+        ["negative", "neutral", "positive", "negative"], ["negative", "neutral", "negative", "negative"], LABELS
+    )
+    write_json_atomic(folder / "metrics.json", {"test": report, "baseline": {"test": {"macro_f1": 0.5}}})
+    (folder / "cleaning_report.md").write_text(f"# Cleaning report\n\nexample: {XSS}\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def served(model_folder, tmp_path_factory):
+    """(client, base_url, service) for the real Predictor on the tiny model, served with the full UI."""
+    tmp_path = tmp_path_factory.mktemp("ui-server")
+    settings = ServeSettings(**{**make_settings(tmp_path).__dict__, "model": str(model_folder)})
+    service = ClassifierService(
+        settings, loader=lambda model, revision: load_real_predictor(model, revision, settings.inference)
+    )
+    service.start(background_checks=False)
+    with running_server(service) as base_url:
+        yield Client(base_url, verbose=False), base_url, service
+
+
+def test_api_lists_the_stable_endpoints(served) -> None:
+    client, _, _ = served
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/predict", "/predict_batch", "/feedback", "/metrics"}
+
+
+def test_predict_returns_the_documented_fields(served) -> None:
+    client, _, service = served
+    result = client.predict("@united thanks for the upgrade! https://t.co/xyz 😍", api_name="/predict")
+    assert set(result) == {"label", "scores", "latency_ms", "compute_ms", "normalized_text", "model_version"}
+    assert result["label"] in LABELS
+    assert list(result["scores"]) == LABELS
+    assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert result["label"] == max(result["scores"], key=result["scores"].get)
+    assert "@user" in result["normalized_text"]
+    assert "http" in result["normalized_text"]
+    assert result["model_version"] == service.predictor.model_version
+    assert 0 < result["compute_ms"] <= result["latency_ms"]
+
+
+def test_predict_batch_is_one_server_side_batch_in_order(served) -> None:
+    client, _, service = served
+    texts = ["first tweet", "второй твит", "第三条推文", "🙂🙂"]
+    results = client.predict(texts, api_name="/predict_batch")
+    assert len(results) == 4
+    singles = [service.predictor.predict(text) for text in texts]
+    for result, single in zip(results, singles, strict=True):
+        assert result["normalized_text"] == single.normalized_text
+        # Padding changes the numbers slightly between a batch and a single call, not the scale.
+        for label in LABELS:
+            assert result["scores"][label] == pytest.approx(single.scores[label], abs=1e-4)
+
+
+def test_feedback_and_metrics_endpoints(served) -> None:
+    client, _, _ = served
+    before = client.predict(api_name="/metrics")["live_f1"]["corrections"]["n"]
+    outcome = client.predict("lost my bag", "neutral", "negative", api_name="/feedback")
+    assert outcome["stored"] is True
+    assert outcome["corrections"] == before + 1
+    metrics = client.predict(api_name="/metrics")
+    assert metrics["status"] == "ready"
+    for key in ("latency_ms", "throughput", "requests_served", "in_flight", "queue_depth", "live_f1", "drift"):
+        assert key in metrics
+    assert metrics["live_f1"]["corrections"]["n"] == before + 1
+    with pytest.raises(AppError, match="unknown: choose one of negative, neutral, positive"):
+        client.predict("lost my bag", "neutral", "furious", api_name="/feedback")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("   \n\t  ", "empty"),
+        (None, "missing"),
+        ("x" * 1_000_000, "over the limit of 2,000"),
+        ("x" * 20_000_000, "over the limit of 2,000"),
+        ("\u0000\u0007\u001b", "empty after normalization"),
+        ("\u202e\u2066\u200f\u200b", "empty after normalization"),
+    ],
+    ids=["empty", "whitespace", "none", "1MB", "20MB", "control", "bidi"],
+)
+def test_bad_input_gets_a_clean_error(served, text, message) -> None:
+    client, _, _ = served
+    with pytest.raises(AppError) as raised:
+        client.predict(text, api_name="/predict")
+    assert message in str(raised.value)
+    assert "Traceback" not in str(raised.value)
+    assert "/" not in str(raised.value).split(":")[0]  # no file paths in the message
+
+
+def test_lone_surrogates_are_refused_on_both_apis(served) -> None:
+    # Clients cannot encode a lone surrogate as UTF-8, but a JSON \\u escape carries one; send raw bytes.
+    _, base_url, _ = served
+    body = b'{"data": ["broken \\ud83d emoji"]}'
+    event = httpx.post(
+        f"{base_url}/gradio_api/call/predict", content=body, headers={"content-type": "application/json"}
+    )
+    assert event.status_code == 200, event.text
+    stream = httpx.get(f"{base_url}/gradio_api/call/predict/{event.json()['event_id']}", timeout=30).text
+    assert "event: error" in stream
+    assert "lone UTF-16 surrogate" in stream
+    response = httpx.post(
+        f"{base_url}/v1/predict",
+        content=b'{"text": "broken \\ud83d emoji"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert "lone UTF-16 surrogate" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "😡😡😡",
+        "飛行機が三時間遅れた",
+        "الرحلة تأخرت كثيرا",
+        "Полёт задержали на три часа",
+        XSS,
+        "text with \u202e bidi override and \u0007 bell",
+        "=cmd|' /C calc'!A0",
+    ],
+    ids=["emoji-only", "japanese", "arabic", "russian", "html-js", "mixed-control", "formula"],
+)
+def test_unusual_but_valid_input_is_classified(served, text) -> None:
+    client, _, _ = served
+    result = client.predict(text, api_name="/predict")
+    assert result["label"] in LABELS
+    assert result["normalized_text"].strip()
+
+
+def test_batch_errors_name_the_item(served) -> None:
+    client, _, _ = served
+    with pytest.raises(AppError, match=r"texts\[1\]"):
+        client.predict(["fine", ""], api_name="/predict_batch")
+    with pytest.raises(AppError, match="must be a list"):
+        client.predict("just a string", api_name="/predict_batch")
+
+
+def test_healthz_and_v1_on_the_same_server(served) -> None:
+    _, base_url, service = served
+    assert httpx.get(f"{base_url}/healthz").json() == {
+        "status": "ready",
+        "model_version": service.predictor.model_version,
+    }
+    response = httpx.post(f"{base_url}/v1/predict", json={"text": "delayed again"})
+    assert response.status_code == 200
+    assert response.json()["label"] in LABELS
+    page = httpx.get(f"{base_url}/")
+    assert page.status_code == 200
+    assert "gradio" in page.text.lower()
+
+
+def test_server_latency_numbers_match_what_the_client_sees(served) -> None:
+    client, _, service = served
+    # Past the cold window first, then a clean warm window to compare against.
+    for _ in range(service.config.cold_requests):
+        client.predict("warming up", api_name="/predict")
+    service.monitor.latency._warm["compute_ms"].clear()
+    service.monitor.latency._warm["request_ms"].clear()
+    client_ms, returned_compute, returned_latency = [], [], []
+    for index in range(20):
+        started = time.perf_counter()
+        result = client.predict(f"tweet number {index} about a delay", api_name="/predict")
+        client_ms.append((time.perf_counter() - started) * 1000)
+        returned_compute.append(result["compute_ms"])
+        returned_latency.append(result["latency_ms"])
+    warm = client.predict(api_name="/metrics")["latency_ms"]["warm"]
+    # The server's compute percentiles are exactly the percentiles of what it returned.
+    assert warm["compute_ms"]["n"] == 20
+    assert warm["compute_ms"]["p50"] == pytest.approx(np.percentile(returned_compute, 50))
+    assert warm["compute_ms"]["p95"] == pytest.approx(np.percentile(returned_compute, 95))
+    # Whole-request time on the server: a little more than the returned latency, never more than the client's.
+    assert np.percentile(returned_latency, 50) <= warm["request_ms"]["p50"] <= np.percentile(returned_latency, 50) + 5
+    for server_ms, seen_ms in zip(returned_latency, client_ms, strict=True):
+        assert server_ms < seen_ms
+    assert warm["request_ms"]["p50"] < np.percentile(client_ms, 50)
+
+
+def test_ui_handlers_classify_correct_batch_and_model_view(served, tmp_path) -> None:
+    _, _, service = served
+    demo = build_demo(service)
+    handlers = {dependency.fn.__name__: dependency.fn for dependency in demo.fns.values() if dependency.fn}
+    scores, timing, normalized, choices, previous = handlers["on_classify"]("@delta " + XSS)
+    assert set(scores) == set(LABELS)
+    assert "<script>" not in timing
+    assert normalized.startswith("@user")
+    assert choices["choices"] == LABELS
+    assert "Classify a tweet first" in handlers["on_correction"]("negative", None)
+    assert "Pick the right label" in handlers["on_correction"](None, previous)
+    assert "Thanks, stored" in handlers["on_correction"]("negative", previous)
+
+    source = tmp_path / "upload.csv"
+    pd.DataFrame({"text": ["great crew", "=2+2", "delayed"], "label": ["positive", "neutral", "negative"]}).to_csv(
+        source, index=False
+    )
+    summary, download, figure, preview = handlers["on_batch"](str(source), "text", "label")
+    assert "Macro-F1" in summary
+    assert Path(download).is_file()
+    assert figure is not None
+    assert len(preview) == 3
+    assert handlers["on_batch"](None, "text", "label")[0] == "Upload a CSV file first."
+    with pytest.raises(Exception, match="no column 'tweet'"):
+        handlers["on_batch"](str(source), "tweet", "label")
+
+    card, matrix, balance, report = handlers["on_model_view"]()
+    assert "Test macro-F1 0.600" in card
+    assert "TF-IDF baseline macro-F1 0.500" in card
+    assert matrix is not None
+    assert balance is not None
+    assert "<script>" not in report
+    assert "&lt;script&gt;" in report
+
+    header, stats, live, metrics = handlers["on_tick"]()
+    assert service.predictor.model_version in header
+    assert 'id="tc-stats"' in stats
+    assert "Latency" in live
+    json.dumps(metrics)
+
+
+def test_unexpected_errors_show_a_generic_message(served, caplog) -> None:
+    import gradio as gr
+
+    _, _, service = served
+    demo = build_demo(service)
+    on_batch = next(d.fn for d in demo.fns.values() if d.fn and d.fn.__name__ == "on_batch")
+    with pytest.raises(gr.Error) as raised:
+        on_batch("/definitely/not/there.csv", "text", "label")
+    assert "logged as" in str(raised.value)
+    assert "definitely" not in str(raised.value)
+    assert "not/there.csv" in caplog.text
+
+
+# ---- overload -------------------------------------------------------------------------------------
+def test_overload_every_rejection_is_the_clean_busy_error(tmp_path) -> None:
+    service = ClassifierService(
+        make_settings(tmp_path, concurrency_limit=1, queue_max_size=2),
+        loader=lambda model, revision: KeywordPredictor(delay_s=0.3),
+    )
+    service.start(background_checks=False)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    with running_server(service) as base_url:
+        clients = [Client(base_url, verbose=False) for _ in range(3)]
+
+        def call(client: Client) -> None:
+            try:
+                client.predict("hello", api_name="/predict")
+                outcome = "ok"
+            except Exception as error:
+                outcome = f"{type(error).__name__}: {error}"
+            with lock:
+                outcomes.append(outcome)
+
+        threads = [threading.Thread(target=call, args=(clients[index % 3],)) for index in range(12)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        elapsed = time.perf_counter() - started
+    assert len(outcomes) == 12
+    rejections = [outcome for outcome in outcomes if outcome != "ok"]
+    assert outcomes.count("ok") >= 2
+    assert rejections, "a queue of 2 with 12 concurrent callers must reject some"
+    assert set(rejections) == {"QueueError: Queue is full! Please try again."}
+    assert elapsed < 30  # rejections are immediate, nothing hangs
+
+
+# ---- pure renderers -------------------------------------------------------------------------------
+def _metrics_with(labels: list[str], message: str) -> dict:
+    from tweet_classifier.monitor import ServingMonitor
+
+    monitor = ServingMonitor(labels)
+    snapshot = monitor.snapshot(queue_depth=0)
+    snapshot["drift"]["message"] = message
+    snapshot["drift"]["psi"] = {"n_chars": 0.5}
+    snapshot["drift"]["drifted"] = ["n_chars"]
+    snapshot["drift"]["status"] = "drift"
+    return {
+        "status": "ready",
+        "model_version": XSS,
+        "labels": labels,
+        "backend": {"single": "x", "batch": "y"},
+    } | snapshot
+
+
+def test_renderers_escape_model_and_user_text() -> None:
+    metrics = _metrics_with([XSS, "b"], XSS)
+    for rendered in (render_header(metrics), render_stats(metrics), render_live_panel(metrics)):
+        assert "<script>" not in rendered
+        assert "<img" not in rendered
+    assert "&lt;script&gt;" in render_live_panel(metrics)
+    assert "tc-warn" in render_live_panel(metrics)
+    loading = {"status": "loading", "detail": XSS}
+    assert "<script>" not in render_live_panel(loading)
+    assert "loading" in render_stats(loading)
+    assert "loading" in render_header(loading)
+    card = render_model_card({"model_version": XSS, "labels": [XSS], "manifest": {"base_model": XSS}})
+    assert "<script>" not in card
+    assert "no metrics.json" in card
+
+
+def test_batch_summary_reports_f1_and_skips() -> None:
+    report = classification_report_dict(["negative", "positive"], ["negative", "negative"], LABELS)
+    summary = render_batch_summary(
+        CsvResult(Path("x.csv"), pd.DataFrame(), n_rows=4, n_invalid=1, report=report, n_scored=2, n_unknown_labels=1)
+    )
+    assert (
+        f"Macro-F1 {f1_score(['negative', 'positive'], ['negative', 'negative'], labels=LABELS, average='macro'):.3f}"
+        in summary
+    )
+    assert "1 skipped as invalid" in summary
+    no_labels = render_batch_summary(CsvResult(Path("x.csv"), pd.DataFrame(), 3, 0, None))
+    assert "no F1" in no_labels
+
+
+def test_figures_draw_counts() -> None:
+    figure = confusion_matrix_figure(LABELS, [[5, 1, 0], [2, 3, 1], [0, 0, 4]], "test")
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert texts == ["5", "1", "0", "2", "3", "1", "0", "0", "4"]
+    balance = class_balance_figure({"negative": 9, "neutral": 3}, "balance")
+    assert [patch.get_height() for patch in balance.axes[0].patches] == [9, 3]
