@@ -206,6 +206,10 @@ class InferenceConfig(_Section):
     batch_size: int = Field(32, ge=1)
     min_agreement: float = Field(0.995, gt=0, le=1)
     max_f1_drop: float = Field(0.005, ge=0, le=1)
+    # Threads for torch and ONNX Runtime; 0 means one per physical core (oversubscribing hurts latency).
+    num_threads: int = Field(0, ge=0)
+    # Validation texts timed one by one (and in batches) at export time, so loading never re-benchmarks.
+    parity_latency_texts: int = Field(200, ge=10)
 
 
 class ServeConfig(_Section):

@@ -1,0 +1,522 @@
+"""The one inference engine: a model folder or Hub id in, ``Prediction`` objects out.
+
+The app, the batch API, the benchmark and the promotion gate all call ``Predictor``, so serving sees
+exactly what evaluation measured: the manifest's labels, the manifest's normalizer settings, the
+manifest's ``max_length`` and character cap.
+
+Backends (``InferenceConfig.backend``):
+
+* ``torch-fp32``: the reference; every other backend is checked against it by ``export``.
+* ``torch-bf16``: bf16 weights; on CPUs with AMX/AVX512-BF16 the matmuls run in bf16 (fast batches).
+* ``onnx-fp32`` / ``onnx-int8``: ONNX Runtime on ``onnx/model.onnx`` / ``onnx/model-int8.onnx``
+  (per-channel dynamic int8 quantization; fastest for one text).
+
+``auto`` reads ``onnx/parity.json`` (written by ``export``), keeps the backends whose label agreement
+and macro-F1 passed, and picks the fastest measured one for single texts and for batches separately.
+Without a parity report (or with one written for other weights) it uses ``torch-fp32``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import ValidationError
+
+from tweet_classifier.artifact import WEIGHTS_NAME, ArtifactError, ModelManifest, check_model_folder, read_json
+from tweet_classifier.config import NormalizeConfig
+from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+REFERENCE_BACKEND = "torch-fp32"
+ONNX_DIR = "onnx"
+ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model-int8.onnx"}
+PARITY_NAME = "parity.json"
+PARITY_FORMAT_VERSION = 1
+PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
+# Never fetched from the Hub: pickled weights can run code on load, and we only read safetensors.
+_HUB_IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.pkl"]
+_HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_LONE_SURROGATE_PATTERN = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
+# Short and long, ASCII and not: warm-up should touch the code paths real requests take.
+_WARMUP_TEXTS = (
+    "@united thanks for getting me home, the crew was great 👍",
+    "flight delayed again",
+    "Why is my bag still in Denver? Three calls, no answer, and the app says it was delivered. "
+    "Unbelievable service, I will not fly with you again. https://t.co/abc123",
+)
+
+
+class InvalidInputError(TweetClassifierError):
+    """The text cannot be classified (None, not a str, empty, too long, not valid Unicode)."""
+
+
+class ModelLoadError(TweetClassifierError):
+    """The model folder or Hub id cannot be loaded (missing, corrupt, unsafe, bad revision)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    scores: dict[str, float]  # every label, in manifest order, summing to 1
+    normalized_text: str
+    compute_ms: float  # normalization + tokenization + model, this text's share
+
+
+class _Backend(Protocol):
+    name: str
+    input_names: tuple[str, ...]
+
+    def logits(self, encoded: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+class _TorchBackend:
+    def __init__(self, name: str, model: Any, input_names: tuple[str, ...]) -> None:
+        self.name = name
+        self.model = model
+        self.input_names = input_names
+
+    def logits(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        # inference_mode makes concurrent forward passes on one shared module safe (no autograd state).
+        with torch.inference_mode():
+            tensors = {name: torch.from_numpy(encoded[name]) for name in self.input_names}
+            return self.model(**tensors).logits.float().numpy()
+
+
+class _OnnxBackend:
+    def __init__(self, name: str, session: Any) -> None:
+        self.name = name
+        self.session = session
+        self.input_names = tuple(node.name for node in session.get_inputs())
+
+    def logits(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        # InferenceSession.run is thread-safe; one session serves every request thread.
+        outputs = self.session.run(None, {name: encoded[name] for name in self.input_names})
+        return np.asarray(outputs[0], dtype=np.float32)
+
+
+def default_num_threads() -> int:
+    """One thread per physical core: hyper-threads and oversubscription make latency worse, not better."""
+    import psutil
+
+    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def cpu_description() -> dict[str, Any]:
+    """What the latency numbers in a parity report were measured on."""
+    import platform
+
+    import torch
+
+    flags = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    return {
+        "machine": platform.machine(),
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "amx_bf16": "amx_bf16" in flags.split(),
+        "avx512_bf16": "avx512_bf16" in flags.split(),
+        "physical_cores": default_num_threads(),
+    }
+
+
+def read_parity(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / ONNX_DIR / PARITY_NAME
+    if not path.is_file():
+        return None
+    try:
+        report = read_json(path)
+    except (UnicodeDecodeError, ValueError) as error:
+        logger.warning("ignoring unreadable %s (%s); re-run `tweet-classifier export`", path, error)
+        return None
+    if not isinstance(report, dict) or report.get("format_version") != PARITY_FORMAT_VERSION:
+        logger.warning("ignoring %s: unknown format; re-run `tweet-classifier export`", path)
+        return None
+    return report
+
+
+def choose_backends(model_dir: Path, weights_sha256: str) -> tuple[str, str, str]:
+    """``(single, batch, reason)`` for ``backend="auto"``, from the parity report's measured numbers."""
+    report = read_parity(model_dir)
+    if report is None:
+        return REFERENCE_BACKEND, REFERENCE_BACKEND, "no onnx/parity.json (run `tweet-classifier export`)"
+    if report.get("weights_sha256") != weights_sha256:
+        return REFERENCE_BACKEND, REFERENCE_BACKEND, "onnx/parity.json was written for other weights (re-export)"
+    rows: dict[str, dict[str, Any]] = report.get("backends", {})
+    candidates = {
+        name: row
+        for name, row in rows.items()
+        if name in BACKENDS
+        and row.get("passed")
+        and (name not in ONNX_FILES or (model_dir / ONNX_DIR / ONNX_FILES[name]).is_file())
+    }
+    failed = sorted(set(rows) - set(candidates))
+    if not candidates:
+        return REFERENCE_BACKEND, REFERENCE_BACKEND, f"no backend passed parity (failed: {failed})"
+    single = min(candidates, key=lambda name: candidates[name]["p50_ms_batch1"])
+    batch = max(candidates, key=lambda name: candidates[name]["texts_per_s_batch32"])
+    reason = (
+        f"fastest passing backends in {PARITY_NAME}: {single} at {candidates[single]['p50_ms_batch1']:.2f} ms "
+        f"p50 for one text, {batch} at {candidates[batch]['texts_per_s_batch32']:.0f} texts/s in batches of 32"
+        + (f"; excluded by parity or missing files: {failed}" if failed else "")
+    )
+    current_cpu = cpu_description()
+    if report.get("cpu") and report["cpu"] != current_cpu:
+        reason += f"; note: measured on another CPU ({report['cpu']}), this one is {current_cpu}"
+    return single, batch, reason
+
+
+def resolve_model(model: str | Path, revision: str | None) -> tuple[Path, str | None]:
+    """A local folder, or a Hub id downloaded (or found in the cache) at ``revision``.
+
+    Returns the folder and, for Hub ids, ``repo_id@commit``.
+    """
+    path = Path(model)
+    if path.exists():
+        if revision is not None:
+            logger.warning("revision %r ignored: %s is a local folder, not a Hub id", revision, path)
+        return path, None
+    name = str(model)
+    if not _HUB_ID_PATTERN.match(name):
+        raise ModelLoadError(
+            f"model {name!r} is neither an existing folder nor a Hub id (owner/name): "
+            "pass a folder written by `tweet-classifier train` or a Hub repo id"
+        )
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, RevisionNotFoundError
+
+    try:
+        folder = Path(snapshot_download(name, revision=revision, ignore_patterns=_HUB_IGNORE_PATTERNS))
+    except RevisionNotFoundError:
+        raise ModelLoadError(
+            f"revision {revision!r} does not exist in {name}: pass a commit SHA, tag or branch of that repo"
+        ) from None
+    except LocalEntryNotFoundError:
+        raise ModelLoadError(
+            f"{name} at revision {revision or 'main'} is not in the local Hub cache and the Hub cannot be reached "
+            "(HF_HUB_OFFLINE=1 or no network): download it once online or pass a local model folder"
+        ) from None
+    except (HfHubHTTPError, HFValidationError, OSError) as error:
+        raise ModelLoadError(
+            f"cannot download {name}@{revision or 'main'}: {error}; check the id, the network and HF_TOKEN"
+        ) from None
+    return folder, f"{name}@{folder.name[:12]}"
+
+
+def _check_folder(folder: Path) -> tuple[ModelManifest, str]:
+    """Refuse pickle-only folders, read the manifest, verify the safetensors header; returns the weights' sha256."""
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        pickles = [name for name in PICKLE_WEIGHTS if (folder / name).is_file()]
+        if pickles:
+            raise ModelLoadError(
+                f"{folder} has only {pickles[0]}, a pickle that can run code when loaded; refusing it. "
+                "Re-save the model with save_pretrained(safe_serialization=True) to get model.safetensors"
+            )
+    try:
+        manifest = check_model_folder(folder)
+    except ArtifactError as error:
+        raise ModelLoadError(str(error)) from None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="np") as handle:
+            if not list(handle.keys()):
+                raise ModelLoadError(f"{weights} holds no tensors; retrain or re-download the model")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelLoadError(f"{weights} is corrupt ({error}); retrain or re-download the model") from None
+    return manifest, file_sha256(weights)
+
+
+class Predictor:
+    """Load once (warm), then ``predict`` / ``predict_batch`` from any number of threads."""
+
+    def __init__(
+        self,
+        folder: Path,
+        manifest: ModelManifest,
+        tokenizer: Any,
+        single: _Backend,
+        batch: _Backend,
+        model_version: str,
+        max_chars: int,
+        batch_size: int,
+    ) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.labels: list[str] = list(manifest.labels)
+        self.model_version = model_version
+        self.backend_single = single.name
+        self.backend_batch = batch.name
+        self.max_chars = max_chars
+        self.max_length = manifest.max_length
+        self.batch_size = batch_size
+        self._tokenizer = tokenizer
+        # Fast tokenizers are Rust objects behind a RefCell: two threads calling one at once raise
+        # "Already borrowed". Tokenizing one batch takes ~0.1 ms, so a lock costs less than per-thread copies.
+        self._tokenizer_lock = threading.Lock()
+        self._single = single
+        self._batch = batch
+        self._normalize_config = NormalizeConfig(**manifest.normalizer)
+
+    @classmethod
+    def load(
+        cls,
+        model: str | Path,
+        revision: str | None = None,
+        backend: str = "auto",
+        max_chars: int | None = None,
+        num_threads: int | None = None,
+        batch_size: int = 32,
+        warn_unverified: bool = True,
+    ) -> Predictor:
+        """Load a model folder or Hub id (at ``revision``), pick backends, warm up, return.
+
+        ``warn_unverified=False`` silences the warning about an explicit backend without a passing
+        parity report (``export`` sets it while it is writing that report).
+        """
+        started = time.perf_counter()
+        if backend != "auto" and backend not in BACKENDS:
+            raise ModelLoadError(f"unknown backend {backend!r}: use auto or one of {', '.join(BACKENDS)}")
+        folder, hub_version = resolve_model(model, revision)
+        manifest, weights_sha256 = _check_folder(folder)
+        try:
+            NormalizeConfig(**manifest.normalizer)
+        except (ValidationError, TypeError) as error:
+            raise ModelLoadError(
+                f"{folder} has normalizer settings this version cannot read ({error}); "
+                "upgrade tweet-classifier or retrain the model"
+            ) from None
+        if manifest.normalizer_version != NORMALIZER_VERSION:
+            logger.warning(
+                "model was trained with normalizer version %s but version %s is installed: "
+                "inputs may be normalized differently than in training; retrain or pin tweet-classifier",
+                manifest.normalizer_version,
+                NORMALIZER_VERSION,
+            )
+        threads = num_threads or default_num_threads()
+        if backend == "auto":
+            single_name, batch_name, reason = choose_backends(folder, weights_sha256)
+            logger.info("backend auto: %s for single texts, %s for batches (%s)", single_name, batch_name, reason)
+        else:
+            single_name = batch_name = backend
+            if warn_unverified:
+                _warn_if_unverified(folder, backend, weights_sha256)
+        tokenizer = _load_tokenizer(folder)
+        loaded: dict[str, _Backend] = {}
+        for name in dict.fromkeys((single_name, batch_name)):
+            loaded[name] = _load_backend(folder, name, threads, tuple(tokenizer.model_input_names))
+        predictor = cls(
+            folder=folder,
+            manifest=manifest,
+            tokenizer=tokenizer,
+            single=loaded[single_name],
+            batch=loaded[batch_name],
+            model_version=hub_version or f"{folder.resolve().name}@{weights_sha256[:12]}",
+            max_chars=max_chars or manifest.max_chars,
+            batch_size=batch_size,
+        )
+        predictor._warm_up()
+        logger.info(
+            "loaded %s (%s / %s, %d threads) in %.2fs",
+            predictor.model_version,
+            predictor.backend_single,
+            predictor.backend_batch,
+            threads,
+            time.perf_counter() - started,
+        )
+        return predictor
+
+    def _warm_up(self) -> None:
+        for backend in {self._single.name: self._single, self._batch.name: self._batch}.values():
+            width = backend.logits(self._tokenize(["warm up"])).shape[-1]
+            if width != len(self.labels):
+                raise ModelLoadError(
+                    f"{self.folder}: backend {backend.name} outputs {width} scores but the manifest lists "
+                    f"{len(self.labels)} labels; re-export (`tweet-classifier export`) or retrain"
+                )
+        # First calls allocate buffers and pick kernels per shape; pay that here, not on a user's request.
+        texts = [text[: self.max_chars] for text in _WARMUP_TEXTS]
+        for text in texts:
+            self.predict(text)
+        self.predict_batch(texts * 2)
+
+    def validate(self, text: object) -> str:
+        """The text itself if it can be classified; raises ``InvalidInputError`` otherwise. O(1) for huge inputs."""
+        if text is None:
+            raise InvalidInputError("text is missing (None): send a non-empty string")
+        if isinstance(text, bytes | bytearray):
+            raise InvalidInputError("text is bytes: decode it to str (UTF-8) before sending")
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text must be a string, got {type(text).__name__}")
+        # The cap comes first: len() is O(1), so a 20 MB body is refused before any O(n) work.
+        if len(text) > self.max_chars:
+            raise InvalidInputError(
+                f"text has {len(text):,} characters, over the limit of {self.max_chars:,}: shorten it or split it"
+            )
+        if not text.isascii() and _LONE_SURROGATE_PATTERN.search(text):
+            raise InvalidInputError(
+                "text contains a lone UTF-16 surrogate (broken emoji or bad \\u escape): send valid Unicode"
+            )
+        if not text or text.isspace():
+            raise InvalidInputError("text is empty or whitespace only: send some words")
+        return text
+
+    def predict(self, text: str) -> Prediction:
+        return self._predict_many([text], self._single)[0]
+
+    def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
+        if isinstance(texts, str):
+            raise InvalidInputError("predict_batch takes a list of texts, got one str: use predict() for one text")
+        items = list(texts)
+        if not items:
+            return []
+        return self._predict_many(items, self._single if len(items) == 1 else self._batch)
+
+    def _normalize(self, text: object, position: int | None) -> str:
+        try:
+            valid = self.validate(text)
+            normalized = normalize_tweet(valid, self._normalize_config)
+            if not normalized:
+                raise InvalidInputError(
+                    "text is empty after normalization (only invisible or control characters): send some words"
+                )
+        except InvalidInputError as error:
+            if position is None:
+                raise
+            raise InvalidInputError(f"text {position}: {error}") from None
+        return normalized
+
+    def _tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(
+                texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
+            )
+        return {name: np.asarray(values, dtype=np.int64) for name, values in encoded.items()}
+
+    def _predict_many(self, texts: list[object], backend: _Backend) -> list[Prediction]:
+        normalized: list[str] = []
+        normalize_ms: list[float] = []
+        for position, text in enumerate(texts):
+            started = time.perf_counter()
+            normalized.append(self._normalize(text, position if len(texts) > 1 else None))
+            normalize_ms.append((time.perf_counter() - started) * 1000)
+        order = list(range(len(texts)))
+        if len(texts) > self.batch_size:
+            # Similar lengths in one chunk means little padding; results go back in input order.
+            order.sort(key=lambda index: len(normalized[index]))
+        results: list[Prediction | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            started = time.perf_counter()
+            encoded = self._tokenize([normalized[index] for index in chunk])
+            probabilities = softmax(backend.logits(encoded))
+            share_ms = (time.perf_counter() - started) * 1000 / len(chunk)
+            for row, index in enumerate(chunk):
+                scores = {label: float(probabilities[row, column]) for column, label in enumerate(self.labels)}
+                results[index] = Prediction(
+                    label=self.labels[int(np.argmax(probabilities[row]))],
+                    scores=scores,
+                    normalized_text=normalized[index],
+                    compute_ms=normalize_ms[index] + share_ms,
+                )
+        return [result for result in results if result is not None]
+
+
+def _warn_if_unverified(folder: Path, backend: str, weights_sha256: str) -> None:
+    if backend == REFERENCE_BACKEND:
+        return
+    report = read_parity(folder)
+    row = (report or {}).get("backends", {}).get(backend)
+    if report is None or row is None:
+        logger.warning("backend %s has no parity report for %s: run `tweet-classifier export`", backend, folder)
+    elif report.get("weights_sha256") != weights_sha256:
+        logger.warning("onnx/parity.json of %s was written for other weights: re-run `tweet-classifier export`", folder)
+    elif not row.get("passed"):
+        logger.warning(
+            "backend %s failed parity for %s (agreement %.4f, macro-F1 drop %.4f); using it because it was asked for",
+            backend,
+            folder,
+            row.get("agreement", math.nan),
+            row.get("f1_drop", math.nan),
+        )
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    except (OSError, ValueError, TypeError) as error:
+        raise ModelLoadError(f"cannot load the tokenizer from {folder} ({error}); re-save the model folder") from None
+
+
+def _load_backend(folder: Path, name: str, threads: int, tokenizer_inputs: tuple[str, ...]) -> _Backend:
+    if name in ONNX_FILES:
+        return _load_onnx(folder, name, threads)
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    # Process-wide, set once here: the app shares the process with nothing else that computes.
+    torch.set_num_threads(threads)
+    dtype = torch.bfloat16 if name == "torch-bf16" else torch.float32
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(folder), dtype=dtype, use_safetensors=True, trust_remote_code=False
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        raise ModelLoadError(f"cannot load the weights in {folder} ({error}); retrain or re-download") from None
+    model.eval()
+    # DistilBERT-style models take no token_type_ids; feed only what forward() accepts.
+    accepted = set(inspect.signature(model.forward).parameters)
+    return _TorchBackend(name, model, tuple(name for name in tokenizer_inputs if name in accepted))
+
+
+def _load_onnx(folder: Path, name: str, threads: int) -> _Backend:
+    import onnxruntime as ort
+
+    path = folder / ONNX_DIR / ONNX_FILES[name]
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing: run `tweet-classifier export --model {folder}` first")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # export already saved the graph optimized; ENABLE_ALL adds the CPU-specific layout passes on top.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ORT raises its own Fail/InvalidGraph/... types, all from RuntimeError or not
+        raise ModelLoadError(f"{path} is corrupt ({error}); re-run `tweet-classifier export`") from None
+    return _OnnxBackend(name, session)

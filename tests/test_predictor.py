@@ -1,0 +1,421 @@
+"""Predictor: input validation, batch/single equality, order, threads, loading errors, Hub revisions, auto."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import TINY_LABELS, build_tiny_model_folder
+from tweet_classifier import predictor as predictor_module
+from tweet_classifier.artifact import MANIFEST_NAME, WEIGHTS_NAME, read_json, write_json_atomic
+from tweet_classifier.config import NormalizeConfig
+from tweet_classifier.predictor import (
+    ONNX_DIR,
+    PARITY_FORMAT_VERSION,
+    PARITY_NAME,
+    InvalidInputError,
+    ModelLoadError,
+    Prediction,
+    Predictor,
+    choose_backends,
+    file_sha256,
+)
+from tweet_classifier.text import normalize_tweet
+
+TWEETS = [
+    "@united thanks for getting me home, the crew was great",
+    "Flight 123 delayed AGAIN. 3 hours at the gate &amp; no info https://t.co/xyz",
+    "ok",
+    "my bag is in Denver and I am in Boston, please help @AmericanAir " * 3,
+    "😀😀😀",
+    "東京行きの便が遅れました",
+    "رحلتي تأخرت مرة أخرى",
+    "sooooo goooood 👍🏽",
+    "what a day",
+    "@SouthwestAir best airline ever!!!",
+    "cancelled flightled again",
+]
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir: Path) -> Predictor:
+    return Predictor.load(tiny_model_dir, backend="torch-fp32", batch_size=4)
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+
+
+# ---------------------------------------------------------------- input validation
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "text is missing"),
+        (17, "must be a string, got int"),
+        (b"bytes tweet", "decode it to str"),
+        (["a list"], "must be a string, got list"),
+        ("", "empty or whitespace"),
+        ("   \n\t ", "empty or whitespace"),
+        ("x" * 1_000_000, "over the limit of 2,000"),
+        ("x" * 20_000_000, "over the limit of 2,000"),
+        ("broken emoji \ud83d here", "lone UTF-16 surrogate"),
+        ("trailing low surrogate \udc00", "lone UTF-16 surrogate"),
+        ("\u200b\u200d\u2060", "empty after normalization"),
+    ],
+    ids=[
+        "none",
+        "int",
+        "bytes",
+        "list",
+        "empty",
+        "whitespace",
+        "1MB",
+        "20MB",
+        "high-surrogate",
+        "low-surrogate",
+        "zwsp",
+    ],
+)
+def test_invalid_inputs_are_rejected_with_a_reason(predictor: Predictor, text: object, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        predictor.predict(text)  # type: ignore[arg-type]
+
+
+def test_oversized_text_is_rejected_before_normalization_in_microseconds(
+    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    huge = "a" * 20_000_000
+
+    def must_not_run(*_args: object) -> str:
+        raise AssertionError("normalization ran on an oversized text")
+
+    monkeypatch.setattr(predictor_module, "normalize_tweet", must_not_run)
+    durations = []
+    for _ in range(50):
+        started = time.perf_counter()
+        with pytest.raises(InvalidInputError):
+            predictor.predict(huge)
+        durations.append(time.perf_counter() - started)
+    assert statistics.median(durations) < 2e-4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello \u202eworld\u202c with bidi \u0007 bell",
+        "😀😀",
+        "東京行きの便が遅れました",
+        "\ud83d\ude00 a surrogate pair from JSON is one emoji",
+        "x" * 2000,
+    ],
+    ids=["control-bidi", "emoji-only", "non-latin", "surrogate-pair", "at-the-cap"],
+)
+def test_unusual_but_valid_texts_are_classified(predictor: Predictor, text: str) -> None:
+    prediction = predictor.predict(text)
+    assert prediction.label in TINY_LABELS
+    assert prediction.normalized_text == normalize_tweet(text, NormalizeConfig(**predictor.manifest.normalizer))
+    assert "\u202e" not in prediction.normalized_text
+    assert "\u0007" not in prediction.normalized_text
+
+
+def test_validate_returns_the_text_unchanged(predictor: Predictor) -> None:
+    assert predictor.validate("  keep me  ") == "  keep me  "
+
+
+def test_max_chars_override(tiny_model_dir: Path) -> None:
+    small = Predictor.load(tiny_model_dir, backend="torch-fp32", max_chars=10)
+    assert small.predict("0123456789").label in TINY_LABELS
+    with pytest.raises(InvalidInputError, match="11 characters, over the limit of 10"):
+        small.predict("0123456789x")
+
+
+# ---------------------------------------------------------------- predictions
+
+
+def test_prediction_fields(predictor: Predictor) -> None:
+    prediction = predictor.predict(TWEETS[1])
+    assert isinstance(prediction, Prediction)
+    assert list(prediction.scores) == TINY_LABELS
+    assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-9)
+    assert prediction.label == max(prediction.scores, key=prediction.scores.__getitem__)
+    assert prediction.normalized_text == "Flight 123 delayed AGAIN. 3 hours at the gate & no info http"
+    assert prediction.compute_ms > 0
+
+
+def test_batch_equals_single_and_keeps_input_order(predictor: Predictor) -> None:
+    # 11 texts of very different lengths with batch_size 4: sorted into chunks, returned in input order.
+    batch = predictor.predict_batch(TWEETS)
+    singles = [predictor.predict(text) for text in TWEETS]
+    assert [item.normalized_text for item in batch] == [normalize_tweet(text) for text in TWEETS]
+    for from_batch, alone in zip(batch, singles, strict=True):
+        assert from_batch.label == alone.label
+        for label in TINY_LABELS:
+            assert from_batch.scores[label] == pytest.approx(alone.scores[label], abs=1e-5)
+
+
+def test_batch_order_with_duplicates_and_reversed_input(predictor: Predictor) -> None:
+    texts = [f"tweet number {index} " + "word " * (index % 7) for index in range(30)]
+    forward = predictor.predict_batch(texts)
+    backward = predictor.predict_batch(list(reversed(texts)))
+    assert [item.normalized_text for item in forward] == [item.normalized_text for item in reversed(backward)]
+
+
+def test_predict_batch_edge_cases(predictor: Predictor) -> None:
+    assert predictor.predict_batch([]) == []
+    with pytest.raises(InvalidInputError, match="use predict"):
+        predictor.predict_batch("one string")
+    with pytest.raises(InvalidInputError, match="text 2: text is missing"):
+        predictor.predict_batch(["fine", "also fine", None])  # type: ignore[list-item]
+    assert predictor.predict_batch(("a tuple works",))[0].label in TINY_LABELS
+
+
+def test_long_text_is_truncated_to_max_length(predictor: Predictor) -> None:
+    encoded = predictor._tokenize(["word " * 1000])
+    assert encoded["input_ids"].shape == (1, predictor.manifest.max_length)
+
+
+def test_concurrent_callers_get_the_sequential_answers(predictor: Predictor) -> None:
+    expected = {text: predictor.predict(text).scores for text in TWEETS}
+    errors: list[BaseException] = []
+    mismatches: list[str] = []
+
+    def worker(offset: int) -> None:
+        try:
+            for step in range(20):
+                text = TWEETS[(offset + step) % len(TWEETS)]
+                result = predictor.predict(text) if step % 2 else predictor.predict_batch([text, text])[0]
+                if not np.allclose(list(result.scores.values()), list(expected[text].values()), atol=1e-5):
+                    mismatches.append(text)
+        except BaseException as error:  # collected and asserted in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert mismatches == []
+
+
+def test_model_version_names_folder_and_weight_hash(predictor: Predictor, tiny_model_dir: Path) -> None:
+    digest = file_sha256(tiny_model_dir / WEIGHTS_NAME)
+    assert predictor.model_version == f"{tiny_model_dir.name}@{digest[:12]}"
+    assert predictor.backend_single == predictor.backend_batch == "torch-fp32"
+    assert predictor.labels == TINY_LABELS
+
+
+def test_bf16_backend_agrees_with_fp32(tiny_model_dir: Path, predictor: Predictor) -> None:
+    bf16 = Predictor.load(tiny_model_dir, backend="torch-bf16")
+    for text in TWEETS[:4]:
+        reference = predictor.predict(text).scores
+        approximate = bf16.predict(text).scores
+        assert max(abs(reference[label] - approximate[label]) for label in TINY_LABELS) < 0.02
+
+
+# ---------------------------------------------------------------- loading errors
+
+
+def test_missing_folder_and_bad_names(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="neither an existing folder nor a Hub id"):
+        Predictor.load(tmp_path / "does-not-exist")
+    with pytest.raises(ModelLoadError, match="unknown backend 'tensorrt'"):
+        Predictor.load(tmp_path, backend="tensorrt")
+
+
+def test_missing_manifest(model_copy: Path) -> None:
+    (model_copy / MANIFEST_NAME).unlink()
+    with pytest.raises(ModelLoadError, match=r"tweet_classifier.json is missing"):
+        Predictor.load(model_copy)
+
+
+def test_missing_weights(model_copy: Path) -> None:
+    (model_copy / WEIGHTS_NAME).unlink()
+    with pytest.raises(ModelLoadError, match=r"model.safetensors is missing"):
+        Predictor.load(model_copy)
+
+
+def test_pickle_only_folder_is_refused(model_copy: Path) -> None:
+    (model_copy / WEIGHTS_NAME).rename(model_copy / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match=r"only pytorch_model.bin, a pickle"):
+        Predictor.load(model_copy)
+
+
+def test_empty_weights(model_copy: Path) -> None:
+    (model_copy / WEIGHTS_NAME).write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="is empty"):
+        Predictor.load(model_copy)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_weights(model_copy: Path, damage: str) -> None:
+    weights = model_copy / WEIGHTS_NAME
+    content = weights.read_bytes()
+    weights.write_bytes(b"\x00not a safetensors file" * 10 if damage == "garbage" else content[: len(content) // 2])
+    with pytest.raises(ModelLoadError, match=r"corrupt|cannot load the weights"):
+        Predictor.load(model_copy, backend="torch-fp32")
+
+
+def test_onnx_backend_without_export(model_copy: Path) -> None:
+    with pytest.raises(ModelLoadError, match="run `tweet-classifier export"):
+        Predictor.load(model_copy, backend="onnx-int8")
+
+
+def test_unreadable_normalizer_settings(model_copy: Path) -> None:
+    manifest = read_json(model_copy / MANIFEST_NAME)
+    manifest["normalizer"]["spell_check"] = True
+    write_json_atomic(model_copy / MANIFEST_NAME, manifest)
+    with pytest.raises(ModelLoadError, match="normalizer settings this version cannot read"):
+        Predictor.load(model_copy)
+
+
+def test_normalizer_version_mismatch_warns(model_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    manifest = read_json(model_copy / MANIFEST_NAME)
+    manifest["normalizer_version"] = "0-old"
+    write_json_atomic(model_copy / MANIFEST_NAME, manifest)
+    with caplog.at_level(logging.WARNING, logger="tweet_classifier.predictor"):
+        Predictor.load(model_copy, backend="torch-fp32")
+    assert "normalizer version 0-old" in caplog.text
+
+
+def test_label_count_mismatch(model_copy: Path) -> None:
+    manifest = read_json(model_copy / MANIFEST_NAME)
+    manifest["labels"] = ["negative", "positive"]
+    write_json_atomic(model_copy / MANIFEST_NAME, manifest)
+    with pytest.raises(ModelLoadError, match="outputs 3 scores but the manifest lists 2 labels"):
+        Predictor.load(model_copy, backend="torch-fp32")
+
+
+# ---------------------------------------------------------------- Hub ids and revisions
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A Hub cache holding org/tiny at two commits: the old one has other labels; main points at the new one."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--org--tiny"
+    old_sha, new_sha = "a" * 40, "b" * 40
+    build_tiny_model_folder(repo / "snapshots" / old_sha, labels=["sad", "meh", "happy"], seed=1)
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / new_sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(new_sha)
+    (repo / "refs" / "v1").write_text(old_sha)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return {"old": old_sha, "new": new_sha}
+
+
+def test_hub_id_default_revision_is_main(hub_cache: dict[str, str]) -> None:
+    loaded = Predictor.load("org/tiny", backend="torch-fp32")
+    assert loaded.labels == TINY_LABELS
+    assert loaded.model_version == f"org/tiny@{hub_cache['new'][:12]}"
+
+
+@pytest.mark.parametrize("revision", ["old-sha", "v1"])
+def test_hub_revision_pinning_picks_that_snapshot(hub_cache: dict[str, str], revision: str) -> None:
+    pinned = hub_cache["old"] if revision == "old-sha" else revision
+    loaded = Predictor.load("org/tiny", revision=pinned, backend="torch-fp32")
+    assert loaded.labels == ["sad", "meh", "happy"]
+    assert loaded.model_version == f"org/tiny@{hub_cache['old'][:12]}"
+
+
+def test_unknown_revision_and_repo(hub_cache: dict[str, str]) -> None:
+    with pytest.raises(ModelLoadError, match=r"org/tiny at revision c{40} is not in the local Hub cache"):
+        Predictor.load("org/tiny", revision="c" * 40)
+    with pytest.raises(ModelLoadError, match="org/absent"):
+        Predictor.load("org/absent")
+
+
+def test_revision_with_local_folder_is_ignored_with_a_warning(
+    tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="tweet_classifier.predictor"):
+        Predictor.load(tiny_model_dir, revision="v2", backend="torch-fp32")
+    assert "revision 'v2' ignored" in caplog.text
+
+
+# ---------------------------------------------------------------- auto backend choice
+
+
+def _write_parity(folder: Path, weights_sha: str, rows: dict[str, dict[str, object]]) -> None:
+    (folder / ONNX_DIR).mkdir(exist_ok=True)
+    for name in ("model.onnx", "model-int8.onnx"):
+        (folder / ONNX_DIR / name).write_bytes(b"stand-in")
+    write_json_atomic(
+        folder / ONNX_DIR / PARITY_NAME,
+        {"format_version": PARITY_FORMAT_VERSION, "weights_sha256": weights_sha, "backends": rows},
+    )
+
+
+def _row(passed: bool, p50: float, throughput: float) -> dict[str, object]:
+    return {"passed": passed, "p50_ms_batch1": p50, "texts_per_s_batch32": throughput, "agreement": 1.0}
+
+
+def test_auto_picks_fastest_passing_backends(model_copy: Path) -> None:
+    sha = file_sha256(model_copy / WEIGHTS_NAME)
+    rows = {
+        "torch-fp32": _row(True, 8.0, 100.0),
+        "torch-bf16": _row(True, 6.0, 300.0),
+        "onnx-fp32": _row(True, 4.0, 150.0),
+        "onnx-int8": _row(False, 1.0, 900.0),
+    }
+    _write_parity(model_copy, sha, rows)
+    single, batch, reason = choose_backends(model_copy, sha)
+    assert (single, batch) == ("onnx-fp32", "torch-bf16")
+    assert "excluded by parity or missing files: ['onnx-int8']" in reason
+
+
+def test_auto_skips_backends_whose_file_is_missing(model_copy: Path) -> None:
+    sha = file_sha256(model_copy / WEIGHTS_NAME)
+    _write_parity(model_copy, sha, {"torch-fp32": _row(True, 8.0, 100.0), "onnx-int8": _row(True, 1.0, 900.0)})
+    (model_copy / ONNX_DIR / "model-int8.onnx").unlink()
+    assert choose_backends(model_copy, sha)[:2] == ("torch-fp32", "torch-fp32")
+
+
+@pytest.mark.parametrize("problem", ["absent", "other-weights", "none-passed", "unreadable", "old-format"])
+def test_auto_falls_back_to_torch(model_copy: Path, problem: str) -> None:
+    sha = file_sha256(model_copy / WEIGHTS_NAME)
+    if problem == "other-weights":
+        _write_parity(model_copy, "0" * 64, {"onnx-int8": _row(True, 1.0, 900.0)})
+    elif problem == "none-passed":
+        _write_parity(model_copy, sha, {"onnx-int8": _row(False, 1.0, 900.0)})
+    elif problem == "unreadable":
+        _write_parity(model_copy, sha, {})
+        (model_copy / ONNX_DIR / PARITY_NAME).write_text("{not json")
+    elif problem == "old-format":
+        _write_parity(model_copy, sha, {})
+        (model_copy / ONNX_DIR / PARITY_NAME).write_text(json.dumps({"format_version": 0}))
+    assert choose_backends(model_copy, sha)[:2] == ("torch-fp32", "torch-fp32")
+    loaded = Predictor.load(model_copy)
+    assert (loaded.backend_single, loaded.backend_batch) == ("torch-fp32", "torch-fp32")
+
+
+def test_explicit_unverified_backend_warns(model_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sha = file_sha256(model_copy / WEIGHTS_NAME)
+    _write_parity(model_copy, sha, {"torch-bf16": {**_row(False, 1.0, 1.0), "f1_drop": 0.2}})
+    with caplog.at_level(logging.WARNING, logger="tweet_classifier.predictor"):
+        Predictor.load(model_copy, backend="torch-bf16")
+    assert "torch-bf16 failed parity" in caplog.text
+    _write_parity(model_copy, "0" * 64, {"torch-bf16": _row(True, 1.0, 1.0)})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tweet_classifier.predictor"):
+        Predictor.load(model_copy, backend="torch-bf16")
+    assert "written for other weights" in caplog.text
+
+
+def test_corrupt_onnx_file(model_copy: Path) -> None:
+    _write_parity(model_copy, "0" * 64, {})
+    with pytest.raises(ModelLoadError, match=r"model-int8.onnx is corrupt"):
+        Predictor.load(model_copy, backend="onnx-int8")
