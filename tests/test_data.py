@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -107,6 +108,16 @@ def test_integer_labels_in_a_csv_index_into_data_labels(tmp_path: Path) -> None:
     rows = [{**row, "label": LABELS.index(row["label"])} for row in tiny_rows()]
     prepared = prepare_data(make_config(write_csv(tmp_path, rows)))
     assert set(all_rows(prepared)["label"]) == set(LABELS)
+
+
+def test_float_labels_index_and_boolean_labels_do_not(tmp_path: Path) -> None:
+    rows = [{**row, "label": float(LABELS.index(row["label"]))} for row in tiny_rows()]
+    path = tmp_path / "floats.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    assert set(all_rows(prepare_data(make_config(path)))["label"]) == set(LABELS)
+    path.write_text("\n".join(json.dumps({**row, "label": index % 2 == 0}) for index, row in enumerate(rows)))
+    with pytest.raises(DataError, match=r"unknown label values 'False', 'True'"):
+        prepare_data(make_config(path))
 
 
 def test_labels_default_to_sorted_values_when_not_configured(tmp_path: Path) -> None:
@@ -361,6 +372,11 @@ def test_exact_duplicates_use_every_column(tmp_path: Path) -> None:
     assert step_counts(prepared, "dedupe_normalized") == (1, 1)
     assert prepared.report.findings["exact_duplicate_rows"] == 2
     assert prepared.report.step("exact_duplicates").examples[0]["raw_text"] == rows[0]["text"]
+    off = prepare_data(
+        make_config(write_csv(tmp_path, rows), cleaning={"id_conflicts": "off", "drop_exact_duplicates": False})
+    )
+    assert step_counts(off, "exact_duplicates") == (0, 0)
+    assert step_counts(off, "dedupe_normalized") == (3, 3)
 
 
 @pytest.mark.parametrize(
@@ -639,6 +655,7 @@ def test_official_split_counts_and_removes_overlap(tmp_path: Path, policy: str, 
     assert len(prepared.train) == train_rows
     assert len(prepared.test) == 3
     assert prepared.report.rows_loaded == {"train": 30, "validation": 2, "test": 3}
+    assert "| test_texts_in_train_with_other_label | 1 |" in prepared.report.to_markdown()
 
 
 def test_official_split_names_can_be_configured(tmp_path: Path) -> None:
@@ -650,9 +667,27 @@ def test_official_split_names_can_be_configured(tmp_path: Path) -> None:
         prepare_data(config)
 
 
-def test_max_rows_keeps_the_first_rows_of_each_split(tmp_path: Path) -> None:
-    prepared = prepare_data(make_config(write_csv(tmp_path, tiny_rows(60)), data={"max_rows": 5}))
-    assert prepared.report.split_sizes == {"train": 5, "validation": 5, "test": 5}
+def test_max_rows_keeps_a_sample_of_each_split(tmp_path: Path) -> None:
+    # Sorted by label, like Tweets.csv is sorted by airline: the head of the file is one label only.
+    rows = sorted(tiny_rows(90), key=lambda row: row["label"])
+    prepared = prepare_data(make_config(write_csv(tmp_path, rows), data={"max_rows": 9}))
+    assert prepared.report.split_sizes == {"train": 9, "validation": 9, "test": 9}
+    assert prepared.train["label"].nunique() > 1
+
+
+def test_max_rows_keeps_the_earliest_rows_of_a_temporal_split(tmp_path: Path) -> None:
+    rows = [
+        {**row, "created": f"2015-02-{28 - index % 28:02d} {index % 24:02d}:00"}
+        for index, row in enumerate(tiny_rows(90))
+    ]
+    config = make_config(
+        write_csv(tmp_path, rows),
+        data={"max_rows": 5, "timestamp_column": "created", "split": {"strategy": "temporal"}},
+    )
+    full = prepare_data(build_config(deep_merge(config.to_dict(), {"data": {"max_rows": None}})))
+    prepared = prepare_data(config)
+    pd.testing.assert_frame_equal(prepared.test, full.test.head(5))
+    assert full.test["timestamp"].is_monotonic_increasing
 
 
 # ---------------------------------------------------------------------------------------------- label noise hook
@@ -665,7 +700,12 @@ def test_label_noise_audit_hook_receives_train_and_its_section_is_reported(
 
     def fake_audit(train: pd.DataFrame, labels: list[str], config: RunConfig) -> tuple[pd.DataFrame, dict]:
         calls.append((len(train), labels, config.cleaning.label_noise.policy))
-        section = {"suspects": 1, "policy": config.cleaning.label_noise.policy, "rate": float("nan"), "per_class": {}}
+        section = {
+            "suspects": np.int64(1),
+            "policy": config.cleaning.label_noise.policy,
+            "rate": float("nan"),
+            "per_class": {},
+        }
         return train.iloc[1:].assign(weight=0.5), section
 
     monkeypatch.setitem(sys.modules, "tweet_classifier.audit", types.SimpleNamespace(audit_label_noise=fake_audit))
@@ -690,7 +730,7 @@ def test_label_noise_audit_hook_receives_train_and_its_section_is_reported(
 def test_write_and_read_prepared_round_trip(tmp_path: Path) -> None:
     config = make_config(write_csv(tmp_path, tiny_rows()))
     prepared = prepare_data(config)
-    out = write_prepared(prepared, tmp_path / "out", config)
+    out = write_prepared(prepared, tmp_path / "out")
     assert sorted(path.name for path in out.iterdir()) == [
         "config.yaml",
         "report.json",
@@ -704,7 +744,16 @@ def test_write_and_read_prepared_round_trip(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(loaded.train, prepared.train)
     assert loaded.labels == LABELS
     assert loaded.report.to_dict() == prepared.report.to_dict()
+    assert loaded.config == config
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["split_sizes"] == prepared.report.split_sizes
+
+
+def test_prepared_data_without_config_writes_no_config_yaml(tmp_path: Path) -> None:
+    prepared = prepare_data(make_config(write_csv(tmp_path, tiny_rows())))
+    prepared.config = None
+    out = write_prepared(prepared, tmp_path / "out")
+    assert not (out / "config.yaml").exists()
+    assert read_prepared(out).config is None
 
 
 def test_read_prepared_missing_files(tmp_path: Path) -> None:

@@ -192,6 +192,8 @@ class PreparedData:
     test: pd.DataFrame
     labels: list[str]
     report: CleaningReport
+    # The resolved config that produced these splits; written as config.yaml beside them.
+    config: RunConfig | None = None
 
     def split(self, name: str) -> pd.DataFrame:
         if name not in SPLITS:
@@ -271,7 +273,7 @@ def prepare_data(config: RunConfig) -> PreparedData:
         time.perf_counter() - started,
         *(len(public[name]) for name in SPLITS),
     )
-    return PreparedData(public["train"], public["validation"], public["test"], labels, report)
+    return PreparedData(public["train"], public["validation"], public["test"], labels, report, config)
 
 
 def _official_split_names(config: RunConfig) -> list[str]:
@@ -443,7 +445,7 @@ def _check_columns(config: RunConfig, columns: list[str], description: str) -> N
 
 
 def _is_integer_like(value: Any) -> bool:
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         return False
     if isinstance(value, int | np.integer):
         return True
@@ -795,11 +797,21 @@ def _split(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> dic
     if strategy == "official":
         splits = {name: work[work["origin"] == name].reset_index(drop=True) for name in SPLITS}
         splits = _resolve_official_overlap(splits, config, report)
+    elif strategy == "temporal":
+        # Rows stay in time order, so data.max_rows keeps the earliest rows of each split.
+        assignment = _temporal_assignment(work, config)
+        ordered = work.assign(split=assignment).sort_values("timestamp", kind="stable")
+        splits = {
+            name: ordered[ordered["split"] == name].drop(columns="split").reset_index(drop=True) for name in SPLITS
+        }
     else:
-        assignment = (
-            _stratified_assignment(work, config) if strategy == "stratified" else _temporal_assignment(work, config)
-        )
-        splits = {name: work[assignment == name].reset_index(drop=True) for name in SPLITS}
+        # Rows are shuffled (seeded): the source order (Tweets.csv is sorted by airline) means nothing in
+        # a random split, and data.max_rows should keep a sample of every part of the data, not its head.
+        assignment = _stratified_assignment(work, config)
+        shuffled = work.assign(split=assignment).iloc[np.random.default_rng(config.seed).permutation(len(work))]
+        splits = {
+            name: shuffled[shuffled["split"] == name].drop(columns="split").reset_index(drop=True) for name in SPLITS
+        }
     for name, frame in splits.items():
         if frame.empty:
             raise DataError(
@@ -904,8 +916,8 @@ def _public_frame(frame: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
 # Writing and reading prepared splits
 
 
-def write_prepared(prepared: PreparedData, out_dir: str | Path, config: RunConfig | None = None) -> Path:
-    """Write the splits as parquet, the report as JSON and markdown, and the resolved config (if given)."""
+def write_prepared(prepared: PreparedData, out_dir: str | Path) -> Path:
+    """Write the splits as parquet, the report as JSON and markdown, and the resolved config."""
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
@@ -914,8 +926,8 @@ def write_prepared(prepared: PreparedData, out_dir: str | Path, config: RunConfi
         json.dumps(prepared.report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     (target / REPORT_MARKDOWN).write_text(prepared.report.to_markdown(), encoding="utf-8")
-    if config is not None:
-        save_config(config, target / CONFIG_YAML)
+    if prepared.config is not None:
+        save_config(prepared.config, target / CONFIG_YAML)
     return target
 
 
@@ -931,7 +943,9 @@ def read_prepared(out_dir: str | Path) -> PreparedData:
         )
     report = CleaningReport.from_dict(json.loads((source / REPORT_JSON).read_text(encoding="utf-8")))
     frames = {name: pd.read_parquet(source / SPLIT_FILES[name]) for name in SPLITS}
-    return PreparedData(frames["train"], frames["validation"], frames["test"], list(report.labels), report)
+    config_path = source / CONFIG_YAML
+    config = load_config([config_path]) if config_path.is_file() else None
+    return PreparedData(frames["train"], frames["validation"], frames["test"], list(report.labels), report, config)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -955,7 +969,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     config = load_config(args.config, args.overrides)
     out_dir = Path(args.out) if args.out else Path("outputs") / "data" / config.name
     prepared = prepare_data(config)
-    write_prepared(prepared, out_dir, config)
+    write_prepared(prepared, out_dir)
     logger.info("wrote prepared splits and the cleaning report to %s", out_dir)
     # The command's product is the report table: stdout, so it can be piped or saved.
     sys.stdout.write(prepared.report.to_markdown())
