@@ -1,0 +1,416 @@
+"""Weights & Biases tracking that never fails a run and never records a secret.
+
+* ``resolve_mode`` decides online / offline / disabled: ``auto`` goes online only with ``WANDB_API_KEY`` set
+  and the server answering within a few seconds; everything else falls back to offline, so a run on a
+  laptop without network, in CI or behind a firewall still completes and can be synced later.
+* ``TrackingRun`` wraps the wandb run; every call catches W&B exceptions and logs a warning.
+* ``GuardedWandbCallback`` is transformers' ``WandbCallback`` with the same guard around every event.
+* ``redact_secrets`` strips anything that looks like a credential before a config is logged.
+* ``read_offline_run`` parses an offline run's ``.wandb`` file, so tests (and people) can read back
+  exactly what was logged without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from transformers.integrations import WandbCallback
+
+from tweet_classifier.config import RunConfig, TrackingConfig
+
+logger = logging.getLogger(__name__)
+
+TrackingMode = Literal["online", "offline", "disabled"]
+
+DEFAULT_WANDB_BASE_URL = "https://api.wandb.ai"
+REDACTED = "<redacted>"
+# Keys whose values are credentials whatever they hold.
+_SECRET_KEY_PATTERN = re.compile(r"(token|secret|password|passwd|api[_-]?key|apikey|credential|auth)", re.IGNORECASE)
+# Values that are credentials wherever they appear: Hugging Face tokens, W&B keys (local-... or 40+ hex chars
+# after "wandb"), bearer headers, GitHub tokens.
+_SECRET_VALUE_PATTERN = re.compile(
+    r"(hf_[A-Za-z0-9]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|Bearer\s+\S+|local-[0-9a-f]{40,}|wandb_v1_\S+)"
+)
+# LevelDB log framing used by the .wandb file: 32 KiB blocks of records with a 7-byte header.
+_WANDB_FILE_HEADER_BYTES = 7
+_LOG_BLOCK_BYTES = 32 * 1024
+_RECORD_HEADER_BYTES = 7
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def _wandb_base_url(environ: Mapping[str, str]) -> str:
+    return environ.get("WANDB_BASE_URL", DEFAULT_WANDB_BASE_URL).rstrip("/")
+
+
+def server_reachable(base_url: str, timeout_s: float = 3.0) -> bool:
+    """True when anything answers HTTP at ``base_url`` within ``timeout_s`` (an error status still counts)."""
+    request = urllib.request.Request(base_url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        # The server answered, just not with 2xx: it is reachable.
+        return True
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        logger.info("W&B server %s not reachable: %s", base_url, error)
+        return False
+
+
+def resolve_mode(
+    config: TrackingConfig,
+    environ: Mapping[str, str] | None = None,
+    reachable: Callable[[str, float], bool] = server_reachable,
+) -> TrackingMode:
+    """Decide how to track. Only ``online`` ever touches the network, and only after a bounded check."""
+    env = os.environ if environ is None else environ
+    env_mode = env.get("WANDB_MODE", "").strip().lower()
+    if not config.enabled or config.mode == "disabled" or env_mode == "disabled":
+        return "disabled"
+    if config.mode == "offline" or (config.mode == "auto" and env_mode in {"offline", "dryrun"}):
+        return "offline"
+    if not env.get("WANDB_API_KEY"):
+        if config.mode == "online":
+            logger.warning("tracking.mode is online but WANDB_API_KEY is not set; logging offline (sync later)")
+        return "offline"
+    base_url = _wandb_base_url(env)
+    if not reachable(base_url, config.reachability_timeout_s):
+        logger.warning("W&B server %s is not reachable; logging offline (run `wandb sync` later)", base_url)
+        return "offline"
+    return "online"
+
+
+def redact_secrets(values: Any) -> Any:
+    """A copy of ``values`` with credential-looking keys and values replaced by ``<redacted>``."""
+    if isinstance(values, Mapping):
+        return {
+            key: REDACTED if _SECRET_KEY_PATTERN.search(str(key)) else redact_secrets(value)
+            for key, value in values.items()
+        }
+    if isinstance(values, list | tuple):
+        return [redact_secrets(value) for value in values]
+    if isinstance(values, str) and _SECRET_VALUE_PATTERN.search(values):
+        return _SECRET_VALUE_PATTERN.sub(REDACTED, values)
+    return values
+
+
+class TrackingRun:
+    """A W&B run, or nothing; no method raises because of W&B."""
+
+    def __init__(self, run: Any | None = None, mode: TrackingMode = "disabled") -> None:
+        self._run = run
+        self.mode: TrackingMode = mode if run is not None else "disabled"
+
+    @property
+    def active(self) -> bool:
+        return self._run is not None
+
+    @property
+    def url(self) -> str | None:
+        return self._guard("read the run URL", lambda run: run.url or None)
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The local run folder (``.../offline-run-*`` or ``.../run-*``)."""
+        files_dir = self._guard("read the run folder", lambda run: run.dir)
+        return Path(files_dir).parent if files_dir else None
+
+    def _guard(self, what: str, action: Callable[[Any], Any]) -> Any:
+        if self._run is None:
+            return None
+        try:
+            return action(self._run)
+        except Exception as error:  # W&B must never fail a run: any exception becomes a warning.
+            logger.warning("W&B: could not %s (%s: %s); training continues", what, type(error).__name__, error)
+            return None
+
+    def log_summary(self, values: Mapping[str, Any]) -> None:
+        """Final numbers (``test/macro_f1``...) into the run summary, where dashboards compare runs."""
+
+        def update(run: Any) -> None:
+            for key, value in values.items():
+                run.summary[key] = value
+
+        self._guard("log the summary", update)
+
+    def log_table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        import wandb
+
+        self._guard(
+            f"log table {key}",
+            lambda run: run.log({key: wandb.Table(columns=list(columns), data=[list(row) for row in rows])}),
+        )
+
+    def finish(self) -> None:
+        self._guard("finish the run", lambda run: run.finish())
+        self._run = None
+
+
+def start_run(config: RunConfig, run_name: str | None = None, directory: str | Path | None = None) -> TrackingRun:
+    """Start a W&B run for ``config`` (secrets stripped). Returns an inactive run when tracking is off or fails."""
+    mode = resolve_mode(config.tracking)
+    if mode == "disabled":
+        logger.info("W&B tracking disabled")
+        return TrackingRun()
+    import wandb
+
+    init_kwargs: dict[str, Any] = {
+        "project": config.tracking.project,
+        "entity": config.tracking.entity,
+        "name": run_name or config.name,
+        "config": redact_secrets(config.to_dict()),
+        "dir": str(directory) if directory is not None else None,
+        # Never snapshot the environment or code: nothing secret may leave the machine through W&B.
+        "settings": wandb.Settings(
+            init_timeout=config.tracking.init_timeout_s, save_code=False, silent=True, x_disable_meta=True
+        ),
+        "reinit": "finish_previous",
+    }
+    for attempt_mode in dict.fromkeys([mode, "offline"]):
+        try:
+            run = wandb.init(mode=attempt_mode, **init_kwargs)
+        except Exception as error:  # a bad key, a proxy, a full disk: fall back, never fail the run.
+            logger.warning("W&B %s init failed (%s: %s)", attempt_mode, type(error).__name__, error)
+            continue
+        logger.info("W&B run %s (%s)%s", run.id, attempt_mode, f": {run.url}" if run.url else "")
+        return TrackingRun(run, attempt_mode)  # type: ignore[arg-type]
+    logger.warning("W&B tracking is off for this run: no W&B mode could start")
+    return TrackingRun()
+
+
+def report_to(run: TrackingRun) -> list[str]:
+    """The Trainer's ``report_to``, always explicit: transformers' default has changed between releases."""
+    return ["wandb"] if run.active else []
+
+
+def _guarded_event(name: str) -> Callable[..., Any]:
+    parent = getattr(WandbCallback, name)
+
+    def event(self: GuardedWandbCallback, *args: Any, **kwargs: Any) -> Any:
+        if self.failed:
+            return None
+        try:
+            return parent(self, *args, **kwargs)
+        except Exception as error:  # W&B must never fail a run.
+            self.failed = True
+            logger.warning("W&B logging failed in %s (%s: %s); training continues without it", name, type(error), error)
+            return None
+
+    event.__name__ = name
+    return event
+
+
+class GuardedWandbCallback(WandbCallback):
+    """transformers' ``WandbCallback`` whose every event catches W&B errors and then stops logging."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+
+for _event_name in (
+    "setup",
+    "on_train_begin",
+    "on_train_end",
+    "on_log",
+    "on_save",
+    "on_predict",
+    "on_evaluate",
+):
+    if hasattr(WandbCallback, _event_name):
+        setattr(GuardedWandbCallback, _event_name, _guarded_event(_event_name))
+
+
+def worst_examples_rows(examples: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    return [
+        [example["text"], example["label"], example["predicted"], round(float(example["confidence"]), 4)]
+        for example in examples
+    ]
+
+
+def log_final_results(
+    run: TrackingRun,
+    metrics: Mapping[str, Any],
+    cleaning_report: Mapping[str, Any] | None = None,
+    worst_examples: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """Final metrics (``test/...``, ``validation/...``, ``baseline/...``) and the evaluation tables."""
+    if not run.active:
+        return
+    test = metrics.get("test", {})
+    summary: dict[str, Any] = {}
+    for split in ("validation", "test"):
+        split_metrics = metrics.get(split, {})
+        for name in ("macro_f1", "accuracy", "ece"):
+            if name in split_metrics:
+                summary[f"{split}/{name}"] = split_metrics[name]
+    for label, values in test.get("per_class", {}).items():
+        summary[f"test/f1_{label}"] = values["f1"]
+    baseline_f1 = metrics.get("baseline", {}).get("test", {}).get("macro_f1")
+    if baseline_f1 is not None:
+        summary["baseline/test_macro_f1"] = baseline_f1
+        if "macro_f1" in test:
+            summary["test/macro_f1_minus_baseline"] = test["macro_f1"] - baseline_f1
+    run.log_summary(summary)
+
+    if "per_class" in test:
+        run.log_table(
+            "test/per_class",
+            ["label", "precision", "recall", "f1", "support"],
+            [
+                [label, values["precision"], values["recall"], values["f1"], values["support"]]
+                for label, values in test["per_class"].items()
+            ],
+        )
+    if "confusion_matrix" in test:
+        matrix = test["confusion_matrix"]
+        run.log_table(
+            "test/confusion_matrix",
+            ["true \\ predicted", *matrix["labels"]],
+            [[label, *row] for label, row in zip(matrix["labels"], matrix["matrix"], strict=True)],
+        )
+    if test.get("slices"):
+        run.log_table(
+            "test/slices",
+            ["slice", "n", "macro_f1", "accuracy", "small"],
+            [
+                [name, values["n"], values["macro_f1"], values["accuracy"], values["small"]]
+                for name, values in test["slices"].items()
+            ],
+        )
+    if baseline_f1 is not None and "macro_f1" in test:
+        run.log_table(
+            "test/model_vs_baseline",
+            ["system", "test_macro_f1"],
+            [["tfidf_baseline", baseline_f1], ["model", test["macro_f1"]]],
+        )
+    if worst_examples:
+        run.log_table(
+            "test/worst_misclassified",
+            ["text", "label", "predicted", "confidence"],
+            worst_examples_rows(worst_examples),
+        )
+    if cleaning_report:
+        _log_cleaning_report(run, cleaning_report)
+
+
+def _log_cleaning_report(run: TrackingRun, report: Mapping[str, Any]) -> None:
+    steps = report.get("steps")
+    if isinstance(steps, list) and steps:
+        columns = sorted({key for step in steps if isinstance(step, Mapping) for key in step if key != "examples"})
+        run.log_table(
+            "data/cleaning_steps",
+            columns,
+            [[_cell(step.get(column)) for column in columns] for step in steps if isinstance(step, Mapping)],
+        )
+    else:
+        flat = [[key, _cell(value)] for key, value in report.items() if key not in {"label_noise"}]
+        run.log_table("data/cleaning_report", ["item", "value"], flat)
+    noise = report.get("label_noise")
+    suspects = noise.get("examples") if isinstance(noise, Mapping) else None
+    if isinstance(suspects, list) and suspects:
+        columns = sorted({key for item in suspects if isinstance(item, Mapping) for key in item})
+        run.log_table(
+            "data/label_noise",
+            columns,
+            [[_cell(item.get(column)) for column in columns] for item in suspects if isinstance(item, Mapping)],
+        )
+
+
+def _cell(value: Any) -> Any:
+    """W&B tables take scalars; nested values become compact JSON."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@dataclass
+class OfflineRunRecord:
+    """What an offline W&B run recorded, read back from its ``run-*.wandb`` file."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _iter_log_records(raw: bytes) -> list[bytes]:
+    """Reassemble the records of a LevelDB-framed log (what wandb writes after its 7-byte file header)."""
+    records: list[bytes] = []
+    pending: list[bytes] = []
+    position = _WANDB_FILE_HEADER_BYTES
+    while position + _RECORD_HEADER_BYTES <= len(raw):
+        left_in_block = _LOG_BLOCK_BYTES - position % _LOG_BLOCK_BYTES
+        if left_in_block < _RECORD_HEADER_BYTES:
+            position += left_in_block
+            continue
+        _checksum, length, kind = struct.unpack("<IHB", raw[position : position + _RECORD_HEADER_BYTES])
+        if length == 0 and kind == 0:  # zero padding to the end of a block
+            position += left_in_block
+            continue
+        payload = raw[position + _RECORD_HEADER_BYTES : position + _RECORD_HEADER_BYTES + length]
+        position += _RECORD_HEADER_BYTES + length
+        if kind == _FULL:
+            records.append(payload)
+        elif kind == _FIRST:
+            pending = [payload]
+        elif kind == _MIDDLE:
+            pending.append(payload)
+        elif kind == _LAST:
+            records.append(b"".join([*pending, payload]))
+            pending = []
+    return records
+
+
+def _items_to_dict(items: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for item in items:
+        key = item.key or "/".join(item.nested_key)
+        values[key] = json.loads(item.value_json)
+    return values
+
+
+def read_offline_run(run_dir: str | Path) -> OfflineRunRecord:
+    """Parse the ``.wandb`` file of a finished run folder: config, summary, history and logged tables."""
+    from wandb.proto import wandb_internal_pb2
+
+    folder = Path(run_dir)
+    files = sorted(folder.glob("run-*.wandb"))
+    if not files:
+        raise FileNotFoundError(f"no run-*.wandb file in {folder}")
+    record = OfflineRunRecord()
+    for payload in _iter_log_records(files[0].read_bytes()):
+        message = wandb_internal_pb2.Record()
+        message.ParseFromString(payload)
+        kind = message.WhichOneof("record_type")
+        if kind == "run":
+            record.config.update(_unwrap_config(_items_to_dict(message.run.config.update)))
+        elif kind == "config":
+            record.config.update(_unwrap_config(_items_to_dict(message.config.update)))
+        elif kind == "summary":
+            record.summary.update(_items_to_dict(message.summary.update))
+        elif kind == "history":
+            record.history.append(_items_to_dict(message.history.item))
+    for step in record.history:
+        for key, value in step.items():
+            if key.endswith("/path") and str(value).endswith(".table.json"):
+                table_key = key.removesuffix("/path")
+                record.tables[table_key] = json.loads((folder / "files" / value).read_text(encoding="utf-8"))
+    return record
+
+
+def _unwrap_config(values: dict[str, Any]) -> dict[str, Any]:
+    # wandb stores each config value as {"value": ...}; callers want the plain value.
+    return {
+        key: value["value"] if isinstance(value, dict) and set(value) == {"value"} else value
+        for key, value in values.items()
+    }
