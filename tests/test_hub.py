@@ -411,12 +411,13 @@ def test_predictor_loads_the_pushed_model_at_a_pinned_revision(model_folder, hub
     assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
     sha = stdout_json(capsys)["commit_sha"]
     predictor = predictor_module.Predictor.load(REPO_ID, revision=sha, backend="torch-fp32")
-    assert sha in predictor.model_version
+    assert predictor.model_version == f"{REPO_ID}@{sha[:12]}"
     assert predictor.labels == ["negative", "neutral", "positive"]
-    text = "@united thanks for the quick rebooking!"
-    prediction = predictor.predict(text)
+    prediction = predictor.predict("@united thanks for the quick rebooking!")
     local = load_model(model_folder)
-    expected = predict_probabilities(local, [prediction.normalized_text], batch_size=1)[0]
+    expected = predict_probabilities(
+        local.model, local.tokenizer, [prediction.normalized_text], max_length=local.manifest.max_length
+    )[0]
     assert list(prediction.scores.values()) == pytest.approx(list(expected), abs=1e-5)
 
 
