@@ -51,5 +51,21 @@ data: setup  ## cleaning report and splits for CONFIG
 baseline: setup  ## TF-IDF baseline for CONFIG
 	$(BIN)/tweet-classifier baseline --config $(CONFIG) --out outputs/baseline/$(notdir $(basename $(CONFIG)))
 
+# Publishing and scheduled retraining need the Hub: these recipes turn the offline default off.
+# The token comes from HF_TOKEN (or `hf auth login`), never from a make variable or a flag.
+MODEL ?= models/airline
+.PHONY: push deploy-space retrain
+
+push: setup  ## publish MODEL to REPO_ID in one atomic commit (REVISION: branch, default main)
+	HF_HUB_OFFLINE=0 $(BIN)/tweet-classifier push --model $(MODEL) $(if $(REPO_ID),--repo-id $(REPO_ID)) \
+		$(if $(REVISION),--revision $(REVISION))
+
+deploy-space: setup  ## upload the app to SPACE_ID and pin it to MODEL_ID@MODEL_REVISION (a commit SHA)
+	HF_HUB_OFFLINE=0 $(BIN)/tweet-classifier deploy-space $(if $(SPACE_ID),--space-id $(SPACE_ID)) \
+		$(if $(MODEL_ID),--model-id $(MODEL_ID)) $(if $(MODEL_REVISION),--model-revision $(MODEL_REVISION))
+
+retrain: setup  ## challenger vs CHAMPION on CONFIG; push to PUSH_REPO only if promoted (exit 0/3/1)
+	env -u HF_HUB_OFFLINE CONFIG="$(CONFIG)" scripts/retrain.sh
+
 clean:
 	rm -rf .pytest_cache .ruff_cache .coverage .coverage.* coverage.xml htmlcov

@@ -292,7 +292,7 @@ class PromotionConfig(_Section):
     # Test texts timed for latency (the first N of the frozen test split), after warm-up calls.
     latency_texts: int = Field(200, ge=10)
     latency_warmup: int = Field(10, ge=0)
-    # Intra-op threads of each timed Predictor; None: the Predictor's serving default (one per core).
+    # Intra-op threads of each timed Predictor; None: inference.num_threads, as the app serves it.
     latency_threads: int | None = Field(None, ge=1)
 
 
