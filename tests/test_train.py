@@ -100,7 +100,8 @@ def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeyp
     assert manifest.labels == LABELS
     assert manifest.max_length == 64
     assert manifest.normalizer["demojize"] is True
-    assert manifest.dataset["sha256"] and len(manifest.dataset["sha256"]) == 64
+    assert manifest.dataset["sha256"]
+    assert len(manifest.dataset["sha256"]) == 64
     assert manifest.training["steps"] == 40
     assert manifest.training["samples_per_second"] > 0
     assert manifest.git_commit is None or len(manifest.git_commit) == 40
@@ -215,7 +216,7 @@ def test_disk_full_fails_loudly_and_keeps_the_previous_model(short_run, tmp_path
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(train, "write_json_atomic", full_disk)
-    with pytest.raises(train.DiskFullError, match="no space left on the device while writing .*metrics.json"):
+    with pytest.raises(train.DiskFullError, match=r"no space left on the device while writing .*metrics\.json"):
         train.train_model(config, output_dir=model_dir, prepared=prepared)
     assert (model_dir / "previous.txt").read_text() == "the last good model"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model", "model.checkpoints"]
@@ -327,7 +328,8 @@ def test_speed_measurement_reports_every_variant(short_run, monkeypatch):
     assert rows[1]["padded_tokens_per_batch"] < rows[0]["padded_tokens_per_batch"]
     assert all(row["samples_per_second"] > 0 for row in rows)
     table = train.format_speed_table(rows)
-    assert "samples/s" in table and "1.0x" in table
+    assert "samples/s" in table
+    assert "1.0x" in table
     with pytest.raises(train.TrainingError, match="needs"):
         train.measure_training_speed(config, texts[:3], LABELS, ["negative"] * 3)
 

@@ -20,7 +20,8 @@ FILLERS = ["the", "flight", "@united", "today", "my", "crew", "seat", "plane", "
 AIRLINES = ["Delta", "United", "Virgin America"]
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
-# A tiny random BERT learns the synthetic data in ~20 steps at this constant learning rate; tracking off unless a test turns it on.
+# A tiny random BERT learns the synthetic data in ~20 steps at this constant learning rate.
+# Tracking is off unless a test turns it on.
 FAST_OVERRIDES = [
     "train.tiny_model=true",
     "train.learning_rate=0.01",

@@ -54,8 +54,8 @@ def _wandb_base_url(environ: Mapping[str, str]) -> str:
 
 def server_reachable(base_url: str, timeout_s: float = 3.0) -> bool:
     """True when anything answers HTTP at ``base_url`` within ``timeout_s`` (an error status still counts)."""
-    request = urllib.request.Request(base_url, method="HEAD")
     try:
+        request = urllib.request.Request(base_url, method="HEAD")
         with urllib.request.urlopen(request, timeout=timeout_s):
             return True
     except urllib.error.HTTPError:
@@ -313,7 +313,8 @@ def _log_cleaning_report(run: TrackingRun, report: Mapping[str, Any]) -> None:
             [[_cell(step.get(column)) for column in columns] for step in steps if isinstance(step, Mapping)],
         )
     else:
-        flat = [[key, _cell(value)] for key, value in report.items() if key not in {"label_noise"}]
+        # One column holds numbers and names alike; W&B tables want one type per column.
+        flat = [[key, str(_cell(value))] for key, value in report.items() if key not in {"label_noise"}]
         run.log_table("data/cleaning_report", ["item", "value"], flat)
     noise = report.get("label_noise")
     suspects = noise.get("examples") if isinstance(noise, Mapping) else None
