@@ -234,7 +234,7 @@ def resolve_model(model: str | Path, revision: str | None) -> tuple[Path, str | 
     return folder, f"{name}@{folder.name[:12]}"
 
 
-def _check_folder(folder: Path) -> tuple[ModelManifest, str]:
+def inspect_model_folder(folder: Path) -> tuple[ModelManifest, str]:
     """Refuse pickle-only folders, read the manifest, verify the safetensors header; returns the weights' sha256."""
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
@@ -310,7 +310,7 @@ class Predictor:
         if backend != "auto" and backend not in BACKENDS:
             raise ModelLoadError(f"unknown backend {backend!r}: use auto or one of {', '.join(BACKENDS)}")
         folder, hub_version = resolve_model(model, revision)
-        manifest, weights_sha256 = _check_folder(folder)
+        manifest, weights_sha256 = inspect_model_folder(folder)
         try:
             NormalizeConfig(**manifest.normalizer)
         except (ValidationError, TypeError) as error:

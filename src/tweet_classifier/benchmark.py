@@ -1,0 +1,266 @@
+"""Every backend against the plain ``transformers.pipeline``, on the same real test tweets, in one run.
+
+``tweet-classifier benchmark --model DIR [--config C] [--json OUT] [--texts N]``
+
+Per backend (the pipeline first, as the anchor): p50/p95/p99 latency of one text at a time
+(normalization and tokenization included), texts/s in batches of 32, load + warm-up time, peak RSS,
+label agreement with the pipeline and macro-F1 on the test split. Each backend is measured in a fresh
+Python process (``--isolation subprocess``, the default) so that load time includes the imports a
+real start pays and peak RSS is that backend's alone; ``--isolation none`` measures in this process
+(fast, for tests: load times are then warm and RSS is the running maximum of the whole process).
+
+The pipeline sees the same normalized text as the backends (the ``text`` column): it has no normalizer
+of its own, and feeding it raw tweets would measure the normalizer, not the inference engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tweet_classifier.artifact import write_json_atomic
+from tweet_classifier.errors import TweetClassifierError
+
+logger = logging.getLogger(__name__)
+
+PIPELINE = "pipeline"
+BENCHMARK_NAME = "benchmark.json"
+THROUGHPUT_BATCH = 32
+DEFAULT_MODEL = Path("models/airline")
+# One-text latency over at most this many texts: percentiles settle long before, and it keeps runs short.
+MAX_LATENCY_TEXTS = 500
+
+
+class BenchmarkError(TweetClassifierError):
+    """A backend could not be measured."""
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    lower = int(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+
+def _peak_rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_backend(model_dir: Path, backend: str, texts: list[str], threads: int) -> dict[str, Any]:
+    """Time one backend on ``texts``; returns the row (without the comparisons) plus its predicted labels."""
+    import torch
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    if backend == PIPELINE:
+        from transformers import pipeline
+
+        classifier = pipeline("text-classification", model=str(model_dir), device="cpu")
+        classifier(texts[0])
+
+        def predict_one(text: str) -> str:
+            return str(classifier(text)[0]["label"])
+
+        def predict_many(batch: list[str]) -> list[str]:
+            return [str(item["label"]) for item in classifier(batch, batch_size=THROUGHPUT_BATCH)]
+
+    else:
+        from tweet_classifier.predictor import Predictor
+
+        predictor = Predictor.load(model_dir, backend=backend, num_threads=threads, batch_size=THROUGHPUT_BATCH)
+
+        def predict_one(text: str) -> str:
+            return predictor.predict(text).label
+
+        def predict_many(batch: list[str]) -> list[str]:
+            return [prediction.label for prediction in predictor.predict_batch(batch)]
+
+    load_s = time.perf_counter() - started
+    latencies_ms = []
+    for text in texts[:MAX_LATENCY_TEXTS]:
+        started = time.perf_counter()
+        predict_one(text)
+        latencies_ms.append((time.perf_counter() - started) * 1000)
+    labels: list[str] = []
+    started = time.perf_counter()
+    for start in range(0, len(texts), THROUGHPUT_BATCH):
+        labels.extend(predict_many(texts[start : start + THROUGHPUT_BATCH]))
+    elapsed = time.perf_counter() - started
+    return {
+        "backend": backend,
+        "p50_ms": round(statistics.median(latencies_ms), 3),
+        "p95_ms": round(_percentile(latencies_ms, 0.95), 3),
+        "p99_ms": round(_percentile(latencies_ms, 0.99), 3),
+        "texts_per_s": round(len(texts) / elapsed, 1),
+        "load_s": round(load_s, 3),
+        "rss_mb": round(_peak_rss_mb(), 1),
+        "labels": labels,
+    }
+
+
+def _measure_in_subprocess(model_dir: Path, backend: str, texts_file: Path, threads: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        result_file = Path(scratch) / "result.json"
+        command = [
+            sys.executable,
+            "-m",
+            "tweet_classifier.benchmark",
+            str(model_dir),
+            backend,
+            str(texts_file),
+            str(threads),
+            str(result_file),
+        ]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0 or not result_file.is_file():
+            tail = "\n".join(completed.stderr.strip().splitlines()[-5:])
+            raise BenchmarkError(f"measuring {backend} failed (exit {completed.returncode}): {tail}")
+        row: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
+        return row
+
+
+def _worker_main(argv: list[str]) -> int:
+    """Entry point of one measurement subprocess: model_dir backend texts.json threads result.json."""
+    model_dir, backend, texts_file, threads, result_file = argv
+    texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
+    row = measure_backend(Path(model_dir), backend, texts, int(threads))
+    write_json_atomic(result_file, row)
+    return 0
+
+
+def benchmark(
+    model_dir: Path, texts: list[str], truth: list[str], isolation: str = "subprocess", threads: int | None = None
+) -> dict[str, Any]:
+    """Measure the pipeline and every available backend; returns ``{"chosen": ..., "rows": [...]}``."""
+    from tweet_classifier.metrics import classification_report_dict
+    from tweet_classifier.predictor import (
+        BACKENDS,
+        ONNX_DIR,
+        ONNX_FILES,
+        choose_backends,
+        default_num_threads,
+        inspect_model_folder,
+    )
+
+    if not texts:
+        raise BenchmarkError("no texts to benchmark on: the test split is empty")
+    manifest, weights_sha256 = inspect_model_folder(model_dir)
+    backends = [
+        name for name in BACKENDS if name not in ONNX_FILES or (model_dir / ONNX_DIR / ONNX_FILES[name]).is_file()
+    ]
+    if len(backends) < len(BACKENDS):
+        logger.warning(
+            "no ONNX files in %s: run `tweet-classifier export --model %s` to include them", model_dir, model_dir
+        )
+    threads = threads or default_num_threads()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        texts_file = Path(scratch) / "texts.json"
+        texts_file.write_text(json.dumps(texts), encoding="utf-8")
+        for backend in (PIPELINE, *backends):
+            logger.info("measuring %s on %d texts (%s)", backend, len(texts), isolation)
+            if isolation == "subprocess":
+                rows.append(_measure_in_subprocess(model_dir, backend, texts_file, threads))
+            else:
+                rows.append(measure_backend(model_dir, backend, texts, threads))
+    anchor_labels = rows[0]["labels"]
+    for row in rows:
+        predicted = row.pop("labels")
+        row["agreement"] = round(sum(a == b for a, b in zip(predicted, anchor_labels, strict=True)) / len(texts), 6)
+        row["macro_f1"] = round(classification_report_dict(truth, predicted, manifest.labels)["macro_f1"], 6)
+    single, batch, reason = choose_backends(model_dir, weights_sha256)
+    return {
+        "chosen": single,
+        "chosen_batch": batch,
+        "reason": reason,
+        "texts": len(texts),
+        "latency_texts": min(len(texts), MAX_LATENCY_TEXTS),
+        "threads": threads,
+        "isolation": isolation,
+        "rows": rows,
+    }
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The rows with each figure's ratio to the pipeline (higher is better for every ratio)."""
+    anchor = result["rows"][0]
+    header = (
+        "| backend | p50 ms | p95 ms | p99 ms | texts/s @32 | load + warm-up s | peak RSS MB | agreement | macro-F1 |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [header]
+    for row in result["rows"]:
+        marks = []
+        if row["backend"] == result["chosen"]:
+            marks.append("single")
+        if row["backend"] == result["chosen_batch"]:
+            marks.append("batch")
+        name = row["backend"] + (f" (chosen: {', '.join(marks)})" if marks else "")
+
+        def faster(key: str, row: dict[str, Any] = row) -> str:
+            return f"{row[key]:.2f} ({anchor[key] / row[key]:.1f}x)" if row[key] else f"{row[key]:.2f}"
+
+        lines.append(
+            f"| {name} | {faster('p50_ms')} | {faster('p95_ms')} | {faster('p99_ms')} "
+            f"| {row['texts_per_s']:.0f} ({row['texts_per_s'] / anchor['texts_per_s']:.1f}x) "
+            f"| {faster('load_s')} | {row['rss_mb']:.0f} | {row['agreement']:.4f} | {row['macro_f1']:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
+    from tweet_classifier.cli import add_config_arguments
+
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder (default models/airline)")
+    add_config_arguments(parser, required=False)
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the result as JSON here")
+    parser.add_argument("--texts", type=int, default=0, metavar="N", help="first N test tweets (default: all)")
+    parser.add_argument(
+        "--isolation",
+        choices=["subprocess", "none"],
+        default="subprocess",
+        help="measure each backend in a fresh process (honest load time and RSS) or in this one (fast)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="threads per backend (default inference.num_threads)")
+
+
+def run(args: argparse.Namespace, command: str) -> int:
+    from tweet_classifier.data import prepare_data
+    from tweet_classifier.export import resolve_run_config
+
+    model_dir: Path = args.model
+    if args.texts < 0:
+        raise BenchmarkError(f"--texts must be 0 (all) or a positive count, got {args.texts}")
+    config = resolve_run_config(model_dir, args.config, args.overrides)
+    test = prepare_data(config).test
+    if args.texts:
+        test = test.head(args.texts)
+    result = benchmark(
+        model_dir,
+        test["text"].tolist(),
+        test["label"].tolist(),
+        isolation=args.isolation,
+        threads=args.threads or config.inference.num_threads or None,
+    )
+    sys.stdout.write(markdown_table(result))
+    sys.stdout.flush()
+    if args.json is not None:
+        write_json_atomic(args.json, result)
+        logger.info("wrote %s", args.json)
+    write_json_atomic(model_dir / BENCHMARK_NAME, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))
