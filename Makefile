@@ -51,6 +51,13 @@ data: setup  ## cleaning report and splits for CONFIG
 baseline: setup  ## TF-IDF baseline for CONFIG
 	$(BIN)/tweet-classifier baseline --config $(CONFIG) --out outputs/baseline/$(notdir $(basename $(CONFIG)))
 
+.PHONY: export bench
+export: setup  ## ONNX fp32/int8 files + parity report for MODEL (default models/airline)
+	$(BIN)/tweet-classifier export --model $(MODEL)
+
+bench: setup  ## MODEL's backends vs the plain transformers pipeline (table; JSON in outputs/benchmark/)
+	$(BIN)/tweet-classifier benchmark --model $(MODEL) --json outputs/benchmark/$(notdir $(MODEL)).json
+
 # Publishing and scheduled retraining need the Hub: these recipes turn the offline default off.
 # The token comes from HF_TOKEN (or `hf auth login`), never from a make variable or a flag.
 MODEL ?= models/airline
