@@ -31,6 +31,7 @@ FAST = [
     "promotion.latency_texts=10",
     "promotion.latency_warmup=2",
     "promotion.latency_threads=1",
+    "promotion.export_challenger=false",
     "promotion.p95_budget_ms=10000.0",
     "hub.retry_base_delay_s=0.001",
     "hub.max_retries=1",
@@ -526,10 +527,12 @@ def test_retrain_end_to_end_with_real_training(tmp_path, champion_dir, capsys):
     out = tmp_path / "retrain"
     argv = ["retrain", "--champion", str(champion_dir), "--out", str(out)]
     argv += [item for path in CONFIGS for item in ("--config", path)]
-    argv += [item for override in [*FAST, "train.tiny_model=true"] for item in ("--set", override)]
+    overrides = [*FAST, "train.tiny_model=true", "promotion.export_challenger=true"]
+    argv += [item for override in overrides for item in ("--set", override)]
     code = cli.main(argv)
-    assert code in (promote.EXIT_PROMOTED, promote.EXIT_REFUSED)
     decision = read_decision(out)
+    assert code in (promote.EXIT_PROMOTED, promote.EXIT_REFUSED), decision["error"]
     assert decision["verdict"] in ("promoted", "refused")
     assert (out / "challenger" / "model.safetensors").is_file()
+    assert (out / "challenger" / "onnx" / "parity.json").is_file()
     assert decision["challenger"]["metrics"]["n"] == decision["test_set"]["n"]

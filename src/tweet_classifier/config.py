@@ -294,6 +294,9 @@ class PromotionConfig(_Section):
     latency_warmup: int = Field(10, ge=0)
     # Intra-op threads of each timed Predictor; None: inference.num_threads, as the app serves it.
     latency_threads: int | None = Field(None, ge=1)
+    # Export the challenger to ONNX (with parity.json) before timing it, so the gate times the backend
+    # the app would pick and a promoted push carries the ONNX files.
+    export_challenger: bool = True
 
 
 class RunConfig(_Section):

@@ -382,6 +382,11 @@ def retrain(
         stage = "train the challenger"
         challenger_dir = Path(trainer(config, out / "challenger", prepared))
         report.challenger["model"] = str(challenger_dir)
+        if config.promotion.export_challenger:
+            stage = "export the challenger"
+            from tweet_classifier.export import export_model
+
+            export_model(challenger_dir, config)
         stage = "evaluate"
         champion_metrics = evaluate_model(champion_dir, prepared, "test", config)
         challenger_metrics = evaluate_model(challenger_dir, prepared, "test", config)
