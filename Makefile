@@ -51,6 +51,10 @@ data: setup  ## cleaning report and splits for CONFIG
 baseline: setup  ## TF-IDF baseline for CONFIG
 	$(BIN)/tweet-classifier baseline --config $(CONFIG) --out outputs/baseline/$(notdir $(basename $(CONFIG)))
 
+.PHONY: ablation
+ablation: setup  ## cleaning ablation of the baseline for CONFIG (table on stdout, rows in outputs/ablation/)
+	$(BIN)/python scripts/ablation.py --config $(CONFIG) --json outputs/ablation/$(notdir $(basename $(CONFIG))).json
+
 .PHONY: export bench
 export: setup  ## ONNX fp32/int8 files + parity report for MODEL (default models/airline)
 	$(BIN)/tweet-classifier export --model $(MODEL)
