@@ -366,3 +366,29 @@ def test_figures_draw_counts() -> None:
     assert texts == ["5", "1", "0", "2", "3", "1", "0", "0", "4"]
     balance = class_balance_figure({"negative": 9, "neutral": 3}, "balance")
     assert [patch.get_height() for patch in balance.axes[0].patches] == [9, 3]
+
+
+def test_latency_probe_compares_predict_with_the_empty_endpoints(served) -> None:
+    from tweet_classifier.latency import format_probe, probe_api_latency
+
+    _, base_url, _ = served
+    results = probe_api_latency(base_url, repeats=5, warmup=1)
+    for name in ("http_noop", "http_predict", "gradio_noop", "gradio_predict"):
+        assert results[name]["n"] == 5
+        assert results[name]["p50"] > 0
+    assert results["model_adds_p50_ms"]["http"] == pytest.approx(
+        results["http_predict"]["p50"] - results["http_noop"]["p50"]
+    )
+    table = format_probe(results)
+    assert "gradio_predict" in table
+    assert "model adds (p50)" in table
+
+
+def test_run_load_counts_requests_and_failures(served) -> None:
+    from tweet_classifier.latency import run_load
+
+    _, base_url, _ = served
+    result = run_load(base_url, clients=2, duration_s=1.0, texts=["fine tweet", ""])
+    assert result["requests"] >= 1
+    assert result["failed"] >= 1  # the empty text is refused, and counted
+    assert result["latency_ms"]["n"] == result["requests"]

@@ -17,6 +17,7 @@ import csv
 import io
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -138,6 +139,7 @@ class ServeSettings:
             "feedback_file": Path(environ.get("FEEDBACK_FILE", config.feedback_file)),
             "canary_file": Path(canary) if canary else None,
             "config": config,
+            "latency_probe": environ.get("TWEET_CLASSIFIER_LATENCY_PROBE", "") == "1",
         }
         values.update(overrides)
         return cls(**values)
@@ -911,3 +913,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     run_server(create_app(service), settings)
     service.stop()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

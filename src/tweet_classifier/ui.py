@@ -124,14 +124,16 @@ def render_stats(metrics: dict[str, Any]) -> str:
     """The always-visible strip of live numbers."""
     if "latency_ms" not in metrics:
         return f'<div class="tc-stats" id="tc-stats">{_card("status", metrics.get("status", "loading"))}</div>'
-    warm = metrics["latency_ms"]["warm"]
+    # Until the first cold_requests are over, show the cold numbers rather than dashes.
+    phase = "warm" if metrics["latency_ms"]["warm"]["request_ms"]["n"] else "cold"
+    warm = metrics["latency_ms"][phase]
     canary = metrics["live_f1"]["canary"]
     corrections = metrics["live_f1"]["corrections"]
     drift = metrics["drift"]
     cards = [
         _card("requests served", f"{metrics['requests_served']:,}", f"{metrics['throughput']['requests_per_s']:.2f}/s"),
-        _card("p50 / p95 request", f"{_ms(warm['request_ms']['p50'])}", f"p95 {_ms(warm['request_ms']['p95'])}"),
-        _card("p50 model compute", _ms(warm["compute_ms"]["p50"]), f"p99 {_ms(warm['compute_ms']['p99'])}"),
+        _card("p50 / p95 request", _ms(warm["request_ms"]["p50"]), f"p95 {_ms(warm['request_ms']['p95'])} ({phase})"),
+        _card("p50 model compute", _ms(warm["compute_ms"]["p50"]), f"p99 {_ms(warm['compute_ms']['p99'])} ({phase})"),
         _card(
             "canary macro-F1", _f1(canary["macro_f1"]), f"{canary['n']:,} of {canary['total']:,} · {canary['status']}"
         ),

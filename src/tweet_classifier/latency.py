@@ -1,0 +1,228 @@
+"""What a client measures against a running server: the model's cost over an empty endpoint, and load.
+
+``probe_api_latency`` times the same request shape against an empty endpoint (``/v1/noop``, Gradio
+``/noop``; present when the server runs with ``latency_probe``) and against ``/predict``, over raw
+HTTP and through gradio_client, so "what the model adds" is a difference measured in one run.
+``run_load`` drives N concurrent gradio_client users for a duration. ``scripts/api_latency.py`` and
+the load test call these; a server is started in a subprocess so client and server do not share a GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tweet_classifier.monitor import percentile_summary
+
+logger = logging.getLogger(__name__)
+
+PROBE_TEXT = "@united flight 1234 delayed again, 3 hours on the tarmac and no updates http://t.co/x 😡"
+LATENCY_PROBE_ENV = "TWEET_CLASSIFIER_LATENCY_PROBE"
+
+
+def time_calls(calls: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Milliseconds of ``repeats`` rounds after ``warmup`` untimed ones; each round calls every entry once.
+
+    Interleaving the calls means slow drift of a noisy machine hits every entry alike, so their
+    difference is the cost of what differs between them.
+    """
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            timings[name].append((time.perf_counter() - started) * 1000.0)
+    return timings
+
+
+def probe_api_latency(base_url: str, repeats: int = 200, warmup: int = 20, text: str = PROBE_TEXT) -> dict[str, Any]:
+    """p50/p95 of an empty endpoint and of /predict, over raw HTTP and gradio_client, and their differences."""
+    from gradio_client import Client
+
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+
+        def raw(path: str) -> Callable[[], object]:
+            def call() -> object:
+                response = http.post(path, json={"text": text})
+                response.raise_for_status()
+                return response
+
+            return call
+
+        client = Client(base_url, verbose=False)
+        timings = time_calls(
+            {
+                "http_noop": raw("/v1/noop"),
+                "http_predict": raw("/v1/predict"),
+                "gradio_noop": lambda: client.predict(text, api_name="/noop"),
+                "gradio_predict": lambda: client.predict(text, api_name="/predict"),
+            },
+            repeats,
+            warmup,
+        )
+    results: dict[str, Any] = {name: percentile_summary(values) for name, values in timings.items()}
+    metrics = httpx.get(f"{base_url}/v1/metrics", timeout=30).json()
+    results["server_compute_ms"] = metrics["latency_ms"]["warm"]["compute_ms"]
+    results["server_request_ms"] = metrics["latency_ms"]["warm"]["request_ms"]
+    results["model_adds_p50_ms"] = {
+        "http": results["http_predict"]["p50"] - results["http_noop"]["p50"],
+        "gradio_client": results["gradio_predict"]["p50"] - results["gradio_noop"]["p50"],
+    }
+    return results
+
+
+def run_load(
+    base_url: str, clients: int = 16, duration_s: float = 60.0, texts: Sequence[str] = (PROBE_TEXT,)
+) -> dict[str, Any]:
+    """``clients`` gradio_client users, each calling /predict back to back for ``duration_s``."""
+    from gradio_client import Client
+
+    timings: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + duration_s
+
+    def user(index: int) -> None:
+        client = Client(base_url, verbose=False)
+        count = 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                client.predict(texts[(index + count) % len(texts)], api_name="/predict")
+            except Exception as error:
+                with lock:
+                    failures.append(f"{type(error).__name__}: {error}"[:200])
+            else:
+                with lock:
+                    timings.append((time.perf_counter() - started) * 1000.0)
+            count += 1
+
+    threads = [threading.Thread(target=user, args=(index,), daemon=True) for index in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(duration_s + 120)
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "duration_s": elapsed,
+        "requests": len(timings),
+        "failed": len(failures),
+        "failures": sorted(set(failures))[:10],
+        "throughput_rps": len(timings) / elapsed,
+        "latency_ms": percentile_summary(timings),
+    }
+
+
+@contextmanager
+def server_process(
+    model: str | Path, port: int, extra_env: dict[str, str] | None = None, startup_timeout_s: float = 180.0
+) -> Iterator[str]:
+    """``app.py``'s server in a subprocess on loopback with the latency probe endpoints; yields its URL."""
+    env = os.environ | {
+        "MODEL_ID": str(model),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        LATENCY_PROBE_ENV: "1",
+    }
+    env |= extra_env or {}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tweet_classifier.serve", "--log-level", "WARNING"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server at {base_url} was not ready after {startup_timeout_s:.0f} s")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def format_probe(results: dict[str, Any]) -> str:
+    rows = [("path", "p50 ms", "p95 ms", "n")]
+    for name in (
+        "http_noop",
+        "http_predict",
+        "gradio_noop",
+        "gradio_predict",
+        "server_compute_ms",
+        "server_request_ms",
+    ):
+        values = results[name]
+        rows.append((name, f"{values['p50']:.2f}", f"{values['p95']:.2f}", str(values["n"])))
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{row[0]:<{width}}  {row[1]:>8}  {row[2]:>8}  {row[3]:>5}" for row in rows]
+    adds = results["model_adds_p50_ms"]
+    lines.append(
+        f"model adds (p50): {adds['http']:.2f} ms over raw HTTP, {adds['gradio_client']:.2f} ms via gradio_client"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tweet_classifier.cli import configure_logging
+    from tweet_classifier.serve import newest_local_model
+
+    parser = argparse.ArgumentParser(description="p50/p95 of /predict vs an empty endpoint, raw HTTP and gradio_client")
+    parser.add_argument(
+        "--model", default=None, help="model folder or Hub id (default: MODEL_ID or newest under models/)"
+    )
+    parser.add_argument("--port", type=int, default=7861)
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--load-clients", type=int, default=0, help="also run a load test with this many clients")
+    parser.add_argument("--load-seconds", type=float, default=60.0)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    configure_logging("WARNING")
+    model = args.model or os.environ.get("MODEL_ID") or str(newest_local_model())
+    with server_process(model, args.port) as base_url:
+        results = probe_api_latency(base_url, repeats=args.repeats, warmup=args.warmup)
+        if args.load_clients:
+            results["load"] = run_load(base_url, clients=args.load_clients, duration_s=args.load_seconds)
+    if args.json:
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_probe(results) + "\n")
+        if "load" in results:
+            load = results["load"]
+            sys.stdout.write(
+                f"load: {load['clients']} clients, {load['requests']} requests, {load['failed']} failed, "
+                f"{load['throughput_rps']:.1f} req/s, p50 {load['latency_ms']['p50']:.1f} ms, "
+                f"p95 {load['latency_ms']['p95']:.1f} ms\n"
+            )
+    return 0
