@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM ?= false
 PYTEST := $(BIN)/python -m pytest
 COV := --cov --cov-report=term-missing:skip-covered --cov-report=xml
 
-.PHONY: setup test test-slow test-all lint format data baseline clean
+.PHONY: setup test test-slow test-all lint format data baseline demo test-load test-browser api-latency clean
 
 setup: $(STAMP)
 
@@ -77,6 +77,23 @@ deploy-space: setup  ## upload the app to SPACE_ID and pin it to MODEL_ID@MODEL_
 
 retrain: setup  ## challenger vs CHAMPION on CONFIG; push to PUSH_REPO only if promoted (exit 0/3/1)
 	env -u HF_HUB_OFFLINE CONFIG="$(CONFIG)" scripts/retrain.sh
+
+MODEL_DIR ?= models/airline
+
+demo: setup  ## train the default model if there is none yet, then serve the Gradio app on http://127.0.0.1:7860
+	test -f $(MODEL_DIR)/tweet_classifier.json || $(BIN)/tweet-classifier train --config $(CONFIG)
+	if $(BIN)/python -c "import tweet_classifier.export" 2>/dev/null && ! test -f $(MODEL_DIR)/onnx/model.onnx; then \
+		$(BIN)/tweet-classifier export --model $(MODEL_DIR) || echo "export failed; serving the PyTorch weights"; fi
+	MODEL_ID=$${MODEL_ID:-$(MODEL_DIR)} $(BIN)/python app.py
+
+test-load: setup  ## 16 gradio_client users for 60 s against the served tiny model: zero failures, p95 printed
+	$(PYTEST) -m load --no-cov -s
+
+test-browser: setup  ## headless Chromium classifies a tweet (needs apt-get install chromium chromium-driver)
+	$(PYTEST) -m browser --no-cov
+
+api-latency: setup  ## p50/p95 of /predict vs an empty Gradio function and route, raw HTTP and gradio_client
+	$(BIN)/python scripts/api_latency.py --model $${MODEL_ID:-$(MODEL_DIR)}
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .coverage .coverage.* coverage.xml htmlcov
