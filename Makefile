@@ -51,6 +51,19 @@ data: setup  ## cleaning report and splits for CONFIG
 baseline: setup  ## TF-IDF baseline for CONFIG
 	$(BIN)/tweet-classifier baseline --config $(CONFIG) --out outputs/baseline/$(notdir $(basename $(CONFIG)))
 
+.PHONY: train train-resume evaluate train-speed
+train: setup  ## fine-tune the transformer on CONFIG into its train.output_dir (model folder + metrics + card)
+	$(BIN)/tweet-classifier train --config $(CONFIG)
+
+train-resume: setup  ## continue an interrupted `make train` from its newest complete checkpoint
+	$(BIN)/tweet-classifier train --config $(CONFIG) --resume
+
+evaluate: setup  ## score MODEL on CONFIG's test split (table on stdout)
+	$(BIN)/tweet-classifier evaluate --model $(MODEL) --config $(CONFIG)
+
+train-speed: setup  ## training samples/s: fp32 padded to 128 vs bf16 + dynamic padding + fused AdamW
+	$(BIN)/python scripts/train_speed.py --config $(CONFIG)
+
 .PHONY: ablation
 ablation: setup  ## cleaning ablation of the baseline for CONFIG (table on stdout, rows in outputs/ablation/)
 	$(BIN)/python scripts/ablation.py --config $(CONFIG) --json outputs/ablation/$(notdir $(basename $(CONFIG))).json
