@@ -279,3 +279,15 @@ def test_script_user_error_exits_2(tiny_config_path: Path, capsys: pytest.Captur
 
     assert script["main"](["--config", str(tiny_config_path), "--step", "nope"]) == 2
     assert "unknown ablation step(s) ['nope']" in capsys.readouterr().err
+
+
+def test_ablation_refuses_to_run_when_its_normalization_drifts_from_data_py(
+    tiny_config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # If data.py changed how it repairs text and this module did not follow, test keys would silently
+    # stop matching; the run must stop instead.
+    monkeypatch.setattr("tweet_classifier.ablation._repair", lambda text, repairs: text.upper())
+    config = load_config([tiny_config_path])
+
+    with pytest.raises(AblationError, match=r"does not reproduce data\.prepare_data's text"):
+        run_cleaning_ablation(config, [], bootstrap_rounds=0)

@@ -255,6 +255,21 @@ def test_run_baseline_reports_validation_test_choice_and_timing(splits: dict[str
     assert "ece" in metrics["test"]
     assert metrics["data"] == {"train": 180, "validation": 60, "test": 60}
     assert metrics["timing_s"]["fit_and_select"] > 0
+    assert "slices" not in metrics["test"]  # no raw_text column to slice on
+
+
+def test_run_baseline_adds_the_evaluation_slices_when_raw_text_is_there(splits: dict[str, pd.DataFrame]) -> None:
+    config = build_config({"name": "synthetic", "data": {"source": "unused.csv"}, "baseline": FAST.model_dump()})
+    test = splits["test"].copy()
+    test["raw_text"] = ["@Delta " + text if index % 2 else text for index, text in enumerate(test["text"])]
+    test["group"] = ["Delta" if index % 2 else "United" for index in range(len(test))]
+
+    result = run_baseline(_prepared({**splits, "test": test}), config)
+
+    slices = result.metrics["test"]["slices"]
+    assert slices["has_mention"]["n"] == 30
+    assert slices["group=Delta"]["n"] == slices["group=United"]["n"] == 30
+    assert "has_url" not in slices  # empty slices are skipped
 
 
 def test_run_baseline_rejects_an_empty_test_split(splits: dict[str, pd.DataFrame]) -> None:
@@ -322,6 +337,7 @@ def test_cli_baseline_writes_outputs_and_prints_the_table(
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["test"]["macro_f1"] > 0.9
     assert {"prepare_data", "total", "fit_and_select"} <= set(metrics["timing_s"])
+    assert metrics["test"]["slices"]["short_text"]["n"] == metrics["test"]["n"]  # every synthetic text is short
     stdout = capsys.readouterr().out
     assert stdout.startswith("| split | macro-F1 |")
     assert f"| test | {metrics['test']['macro_f1']:.4f} |" in stdout

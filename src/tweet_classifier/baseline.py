@@ -284,8 +284,18 @@ def run_baseline(prepared: PreparedData, config: RunConfig) -> BaselineResult:
     scoring_started = time.perf_counter()
     if len(prepared.test) == 0:
         raise BaselineError("the test split is empty: raise data.split.test_fraction or use more data")
-    test_report = evaluate_baseline(model, prepared.test["text"].tolist(), prepared.test["label"].tolist(), labels)
+    test_probabilities = predict_probabilities(model, prepared.test["text"].tolist(), labels)
     test_seconds = time.perf_counter() - scoring_started
+    test_truth, test_predicted = prepared.test["label"].tolist(), _predict_labels(test_probabilities, labels)
+    test_report = metrics.classification_report_dict(
+        test_truth, test_predicted, labels, probabilities=test_probabilities, ece_bins=config.evaluate.ece_bins
+    )
+    if "raw_text" in prepared.test.columns:
+        # The same slices as evaluate.py, so the fine-tuned model and the baseline compare slice by slice.
+        from tweet_classifier.evaluate import build_slices
+
+        slices = build_slices(prepared.test, config.evaluate.short_text_words)
+        test_report["slices"] = metrics.slice_metrics(test_truth, test_predicted, labels, slices)
     result_metrics = {
         "validation": validation_report,
         "test": test_report,
