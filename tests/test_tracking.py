@@ -178,6 +178,7 @@ def test_wandb_failures_become_warnings(tmp_path, monkeypatch, caplog):
             raise ConnectionError("server went away")
 
     failing = tracking.TrackingRun(ExplodingRun(), "online")
+    assert failing.url is None, "a run without a readable URL is not an error"
     tracking.log_final_results(failing, METRICS, REPORT, WORST)
     failing.finish()
     assert caplog.text.count("server went away") >= 3

@@ -116,6 +116,9 @@ class TrackingRun:
 
     @property
     def url(self) -> str | None:
+        # Offline runs have no URL yet (wandb warns when asked); `wandb sync` gives them one later.
+        if self.mode != "online":
+            return None
         return self._guard("read the run URL", lambda run: run.url or None)
 
     @property
@@ -181,8 +184,9 @@ def start_run(config: RunConfig, run_name: str | None = None, directory: str | P
         except Exception as error:  # a bad key, a proxy, a full disk: fall back, never fail the run.
             logger.warning("W&B %s init failed (%s: %s)", attempt_mode, type(error).__name__, error)
             continue
-        logger.info("W&B run %s (%s)%s", run.id, attempt_mode, f": {run.url}" if run.url else "")
-        return TrackingRun(run, attempt_mode)  # type: ignore[arg-type]
+        tracking_run = TrackingRun(run, attempt_mode)  # type: ignore[arg-type]
+        logger.info("W&B run %s (%s)%s", run.id, attempt_mode, f": {tracking_run.url}" if tracking_run.url else "")
+        return tracking_run
     logger.warning("W&B tracking is off for this run: no W&B mode could start")
     return TrackingRun()
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import subprocess
 import time
@@ -389,6 +390,8 @@ def training_arguments(
         push_to_hub=False,
         hub_token=None,
         save_only_model=False,
+        # Every parameter takes part in each forward pass; the search for unused ones costs a graph walk.
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -546,9 +549,12 @@ def _train_model(
         else None
     )
 
-    run = tracking.start_run(config, run_name=f"{config.name}-{model_dir.name}")
+    # Under torchrun / accelerate launch every rank runs this function; only rank 0 tracks and writes.
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    run_name = f"{config.name}-{model_dir.name}"
+    run = tracking.start_run(config, run_name=run_name) if rank == 0 else tracking.TrackingRun()
     try:
-        eval_steps = resolve_eval_steps(len(train_split), train_config)
+        eval_steps = resolve_eval_steps(len(train_split), train_config, world_size)
         args = training_arguments(config, checkpoints_dir, plan, eval_steps, tracking.report_to(run))
         trainer_class = _make_trainer_class()
         trainer = trainer_class(
@@ -855,6 +861,8 @@ def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
 def run(args: argparse.Namespace, command: str) -> int:
     config = load_config(args.config, args.overrides)
     result = train_model(config, output_dir=args.output_dir, resume=args.resume)
+    if not result.metrics:  # a non-main rank of a distributed run: rank 0 reports
+        return cli.EXIT_OK
     logger.info(
         "done in %.0f s: test macro-F1 %.4f vs baseline %.4f -> %s",
         result.training.get("seconds", 0.0),
