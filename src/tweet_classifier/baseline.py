@@ -93,8 +93,8 @@ def _fit_classifier(
     sample_weight: np.ndarray | None,
 ) -> LogisticRegression:
     # L-BFGS-B spends its time in many tiny BLAS calls on weight-sized vectors; threading them only
-    # adds synchronisation. Measured on the airline train split (2 shared cores): 0.7 s with one
-    # BLAS thread against 3-20 s with two.
+    # adds synchronisation. Measured on airline train word n-grams (2 cores shared with other jobs):
+    # 0.7 s with one BLAS thread against 3 s (float32) to 20 s (float64) with two.
     with threadpool_limits(limits=1, user_api="blas"):
         return _classifier(config, c_value).fit(matrix, list(train_labels), sample_weight=sample_weight)
 
