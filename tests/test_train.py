@@ -375,3 +375,15 @@ def test_smoke_run_on_the_real_base_model(tmp_path):
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert not math.isnan(metrics["test"]["macro_f1"])
     assert elapsed < 120, f"smoke run took {elapsed:.0f} s"
+
+
+def test_speed_script_prints_a_table_or_json(synthetic_config, capsys, monkeypatch):
+    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
+    arguments = ["--config", str(synthetic_config), "--set", "train.tiny_model=true", "--batches", "1"]
+    assert train.speed_main([*arguments, "--warmup-batches", "0", "--json"]) == cli.EXIT_OK
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["variant"] for row in rows] == [variant.name for variant in train.SPEED_VARIANTS if not variant.bf16]
+    assert train.speed_main([*arguments, "--warmup-batches", "0"]) == cli.EXIT_OK
+    assert capsys.readouterr().out.startswith("variant")
+    # More batches than the training split holds: a one-line user error, not a traceback.
+    assert train.speed_main([*arguments, "--batches", "1000"]) == cli.EXIT_USAGE
