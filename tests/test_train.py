@@ -387,3 +387,14 @@ def test_speed_script_prints_a_table_or_json(synthetic_config, capsys, monkeypat
     assert capsys.readouterr().out.startswith("variant")
     # More batches than the training split holds: a one-line user error, not a traceback.
     assert train.speed_main([*arguments, "--batches", "1000"]) == cli.EXIT_USAGE
+
+
+def test_tiny_model_carries_the_labels_and_can_freeze_embeddings(short_run):
+    config, _ = short_run
+    tokenizer = train.load_tokenizer(config.train)
+    frozen = train.build_model(config.train.model_copy(update={"freeze_embeddings": True}), LABELS, tokenizer)
+    assert frozen.config.id2label == dict(enumerate(LABELS))
+    assert not any(parameter.requires_grad for parameter in frozen.bert.embeddings.parameters())
+    assert all(parameter.requires_grad for parameter in frozen.classifier.parameters())
+    trainable = train.build_model(config.train, LABELS, tokenizer)
+    assert all(parameter.requires_grad for parameter in trainable.bert.embeddings.parameters())
