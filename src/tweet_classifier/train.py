@@ -756,7 +756,7 @@ def measure_training_speed(
         {"input_ids": ids, "attention_mask": mask, "labels": label_index[str(value)]}
         for ids, mask, value in zip(encoded["input_ids"], encoded["attention_mask"], label_values[:needed], strict=True)
     ]
-    results = []
+    runnable = []
     for variant in variants:
         if variant.bf16 and not cpu_supports_bf16() and not torch.cuda.is_available():
             logger.warning("skipping %r: no bf16 support on this CPU", variant.name)
@@ -766,9 +766,14 @@ def measure_training_speed(
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate, fused=variant.fused_adamw)
         collator = TweetCollator(tokenizer, pad_to_length=None if variant.dynamic_padding else variant.pad_length)
-        elapsed, tokens = 0.0, 0
-        for batch_number in range(batches + warmup_batches):
-            batch = collator(features[batch_number * batch_size : (batch_number + 1) * batch_size])
+        runnable.append((variant, model, optimizer, collator))
+    elapsed = {variant.name: 0.0 for variant, *_ in runnable}
+    tokens = {variant.name: 0 for variant, *_ in runnable}
+    # Variants take turns batch by batch, so a burst of load from other processes hits all of them alike.
+    for batch_number in range(batches + warmup_batches):
+        batch_features = features[batch_number * batch_size : (batch_number + 1) * batch_size]
+        for variant, model, optimizer, collator in runnable:
+            batch = collator(batch_features)
             batch.pop("sample_weight")
             started = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant.bf16):
@@ -777,16 +782,17 @@ def measure_training_speed(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if batch_number >= warmup_batches:
-                elapsed += time.perf_counter() - started
-                tokens += int(batch["input_ids"].numel())
-        results.append(
-            {
-                "variant": variant.name,
-                "samples_per_second": round(batches * batch_size / elapsed, 1),
-                "padded_tokens_per_batch": round(tokens / batches, 1),
-                "seconds": round(elapsed, 2),
-            }
-        )
+                elapsed[variant.name] += time.perf_counter() - started
+                tokens[variant.name] += int(batch["input_ids"].numel())
+    results = [
+        {
+            "variant": variant.name,
+            "samples_per_second": round(batches * batch_size / elapsed[variant.name], 1),
+            "padded_tokens_per_batch": round(tokens[variant.name] / batches, 1),
+            "seconds": round(elapsed[variant.name], 2),
+        }
+        for variant, *_ in runnable
+    ]
     return results
 
 
