@@ -218,3 +218,13 @@ def test_training_completes_when_wandb_is_unreachable(tmp_path, monkeypatch):
     assert result.wandb_run_dir.name.startswith("offline-run-")
     record = tracking.read_offline_run(result.wandb_run_dir)
     assert "test/macro_f1" in record.summary
+
+
+def test_reading_an_unfinished_run_waits_then_warns(tmp_path, caplog):
+    with pytest.raises(FileNotFoundError):
+        tracking.read_offline_run(tmp_path)
+    # What a run folder holds right after start: wandb's file header and no records yet.
+    (tmp_path / "run-abc.wandb").write_bytes(b":W&B\xe1\xbe\x00")
+    record = tracking.read_offline_run(tmp_path, wait_s=0.2)
+    assert (record.config, record.summary, record.history, record.tables) == ({}, {}, [], {})
+    assert "no exit record" in caplog.text

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import struct
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -384,18 +385,37 @@ def _items_to_dict(items: Any) -> dict[str, Any]:
     return values
 
 
-def read_offline_run(run_dir: str | Path) -> OfflineRunRecord:
-    """Parse the ``.wandb`` file of a finished run folder: config, summary, history and logged tables."""
+def _parse_records(path: Path) -> tuple[list[Any], bool]:
     from wandb.proto import wandb_internal_pb2
 
+    messages = []
+    for payload in _iter_log_records(path.read_bytes()):
+        message = wandb_internal_pb2.Record()
+        message.ParseFromString(payload)
+        messages.append(message)
+    finished = any(message.WhichOneof("record_type") == "exit" for message in messages)
+    return messages, finished
+
+
+def read_offline_run(run_dir: str | Path, wait_s: float = 30.0) -> OfflineRunRecord:
+    """Parse the ``.wandb`` file of a finished run folder: config, summary, history and logged tables.
+
+    ``run.finish()`` returns before wandb's writer process has flushed the file, so this waits (up to
+    ``wait_s``) for the run's exit record before reading.
+    """
     folder = Path(run_dir)
     files = sorted(folder.glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"no run-*.wandb file in {folder}")
+    deadline = time.monotonic() + wait_s
+    messages, finished = _parse_records(files[0])
+    while not finished and time.monotonic() < deadline:
+        time.sleep(0.1)
+        messages, finished = _parse_records(files[0])
+    if not finished:
+        logger.warning("%s has no exit record after %.0f s: reading a partial run", files[0], wait_s)
     record = OfflineRunRecord()
-    for payload in _iter_log_records(files[0].read_bytes()):
-        message = wandb_internal_pb2.Record()
-        message.ParseFromString(payload)
+    for message in messages:
         kind = message.WhichOneof("record_type")
         if kind == "run":
             record.config.update(_unwrap_config(_items_to_dict(message.run.config.update)))
