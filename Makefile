@@ -68,12 +68,21 @@ train-speed: setup  ## training samples/s: fp32 padded to 128 vs bf16 + dynamic 
 ablation: setup  ## cleaning ablation of the baseline for CONFIG (table on stdout, rows in outputs/ablation/)
 	$(BIN)/python scripts/ablation.py --config $(CONFIG) --json outputs/ablation/$(notdir $(basename $(CONFIG))).json
 
-.PHONY: export bench
+.PHONY: export bench bench-smoke results
 export: setup  ## ONNX fp32/int8 files + parity report for MODEL (default models/airline)
 	$(BIN)/tweet-classifier export --model $(MODEL)
 
 bench: setup  ## MODEL's backends vs the plain transformers pipeline (table; JSON in outputs/benchmark/)
 	$(BIN)/tweet-classifier benchmark --model $(MODEL) --json outputs/benchmark/$(notdir $(MODEL)).json
+
+bench-smoke: setup  ## CI: a few steps of real training, export, then the benchmark on 200 test tweets
+	rm -rf models/smoke models/smoke.checkpoints
+	$(BIN)/tweet-classifier train --config $(CONFIG) --config configs/smoke.yaml --output-dir models/smoke
+	$(BIN)/tweet-classifier export --model models/smoke
+	$(BIN)/tweet-classifier benchmark --model models/smoke --texts 200 --json outputs/benchmark/smoke.json
+
+results: setup  ## rerun every command whose output the README shows (docs/results/) and splice them in
+	scripts/results.sh
 
 # Publishing and scheduled retraining need the Hub: these recipes turn the offline default off.
 # The token comes from HF_TOKEN (or `hf auth login`), never from a make variable or a flag.

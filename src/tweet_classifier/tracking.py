@@ -172,7 +172,8 @@ def start_run(config: RunConfig, run_name: str | None = None, directory: str | P
         "entity": config.tracking.entity,
         "name": run_name or config.name,
         "config": redact_secrets(config.to_dict()),
-        "dir": str(directory) if directory is not None else None,
+        # wandb caches WANDB_DIR in a process-wide singleton at its first run; read it per run instead.
+        "dir": str(directory) if directory is not None else os.environ.get("WANDB_DIR"),
         # Never snapshot the environment or code: nothing secret may leave the machine through W&B.
         "settings": wandb.Settings(
             init_timeout=config.tracking.init_timeout_s, save_code=False, silent=True, x_disable_meta=True

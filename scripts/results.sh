@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Run the commands whose outputs the README shows, save each markdown table under docs/results/,
+# then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
+#   scripts/results.sh [data] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate] [speed] [bench] [api]
+# With no step, all of them run (about 45 minutes on 2 CPU cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=.venv/bin
+cli="$bin/tweet-classifier"
+out=docs/results
+mkdir -p "$out"
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(data baseline ablation train seeds tweet-eval evaluate speed bench api)
+
+# Trains CONFIG into FOLDER unless that folder already holds a finished model.
+train_once() {
+  local folder=$1
+  shift
+  if [ -f "$folder/metrics.json" ]; then
+    echo "results: $folder exists, not retraining (delete it to retrain)" >&2
+  else
+    "$cli" train --output-dir "$folder" "$@"
+  fi
+}
+
+for step in "${steps[@]}"; do
+  echo "results: $step" >&2
+  case "$step" in
+    data)
+      "$cli" data --config configs/airline.yaml --out outputs/data/airline >"$out/cleaning-airline.md" ;;
+    baseline)
+      for name in airline tweet_eval_hate tweet_eval_offensive; do
+        "$cli" baseline --config "configs/$name.yaml" --out "outputs/baseline/$name" >"$out/baseline-$name.md"
+      done ;;
+    ablation)
+      "$bin/python" scripts/ablation.py --config configs/airline.yaml --json outputs/ablation/airline.json \
+        >"$out/ablation-airline.md" ;;
+    train)
+      train_once models/airline --config configs/airline.yaml ;;
+    seeds)
+      for seed in 1 2; do
+        train_once "models/airline-seed$seed" --config configs/airline.yaml --set "seed=$seed"
+      done ;;
+    tweet-eval)
+      train_once models/tweet_eval_hate --config configs/tweet_eval_hate.yaml
+      train_once models/tweet_eval_offensive --config configs/tweet_eval_offensive.yaml ;;
+    evaluate)
+      "$cli" evaluate --model models/airline --config configs/airline.yaml >"$out/evaluate-airline.md" ;;
+    speed)
+      "$bin/python" scripts/train_speed.py --config configs/airline.yaml >"$out/train-speed.md" ;;
+    bench)
+      [ -f models/airline/onnx/parity.json ] || "$cli" export --model models/airline
+      "$cli" benchmark --model models/airline --json outputs/benchmark/airline.json >"$out/benchmark-airline.md" ;;
+    api)
+      "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.md" ;;
+    *)
+      echo "results: unknown step '$step'" >&2
+      exit 2 ;;
+  esac
+done
+
+# The fine-tuning table covers whatever model folders exist.
+models=()
+for folder in models/airline models/airline-seed1 models/airline-seed2 models/tweet_eval_hate models/tweet_eval_offensive; do
+  [ -f "$folder/metrics.json" ] && models+=("$folder")
+done
+if [ ${#models[@]} -gt 0 ]; then
+  "$bin/python" scripts/summarize_runs.py "${models[@]}" >"$out/finetune.md"
+fi
+"$bin/python" scripts/update_readme.py
