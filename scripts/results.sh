@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The same offline defaults as the Makefile.
+shared="${SHARED:-$(cd .. && pwd)/shared}"
+export DATA_DIR="${DATA_DIR:-$shared/datasets}" HF_HUB_CACHE="${HF_HUB_CACHE:-$shared/hf-hub}"
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" TOKENIZERS_PARALLELISM=false
+
 bin=.venv/bin
 cli="$bin/tweet-classifier"
 out=docs/results

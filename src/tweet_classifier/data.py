@@ -241,7 +241,8 @@ def prepare_data(config: RunConfig) -> PreparedData:
 
     labels, label_values = _resolve_labels(config, raw[data.label_column], loaded.class_label_names)
     report = CleaningReport(
-        source=loaded.description,
+        # The configured source, not the resolved path: reports travel into model cards and the Hub.
+        source=config.data.source + (f" ({config.data.subset})" if config.data.subset else ""),
         labels=labels,
         split_strategy=strategy,
         rows_loaded=rows_loaded,
