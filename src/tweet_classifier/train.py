@@ -137,6 +137,7 @@ def build_model(
     train_config: TrainConfig, labels: Sequence[str], tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedModel:
     """The classifier: the base model with a new head, or a tiny random BERT (``train.tiny_model``, tests)."""
+    import torch
     from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
     label_kwargs: dict[str, Any] = {
@@ -149,8 +150,9 @@ def build_model(
         model = BertForSequenceClassification(config)
     else:
         try:
+            # fp32 master weights whatever the checkpoint's dtype: bf16 comes from autocast, not from the weights.
             model = AutoModelForSequenceClassification.from_pretrained(
-                train_config.base_model, revision=train_config.base_revision, **label_kwargs
+                train_config.base_model, revision=train_config.base_revision, dtype=torch.float32, **label_kwargs
             )
         except (OSError, ValueError) as error:
             raise TrainingError(_base_model_hint(train_config, error)) from None
