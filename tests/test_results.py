@@ -9,7 +9,14 @@ import yaml
 
 from tests.conftest import TINY_LABELS
 from tweet_classifier.artifact import ModelManifest, write_json_atomic
-from tweet_classifier.results import ResultsError, load_run, splice_readme, summarize_runs
+from tweet_classifier.results import (
+    ResultsError,
+    collect_variants,
+    load_run,
+    splice_readme,
+    summarize_runs,
+    variants_table,
+)
 
 
 def make_run(tmp_path, tiny_model_dir, folder_name, name, test_f1, per_class, baseline=0.70, seconds=300.0):
@@ -71,3 +78,30 @@ def test_splice_replaces_blocks_and_reports_missing_files(tmp_path):
     assert "kept" in updated
     assert missing == ["docs/missing.md"]
     assert splice_readme(updated, tmp_path)[0] == updated
+
+
+def test_variants_are_collected_from_folders_and_compared_with_the_default(tmp_path, tiny_model_dir):
+    classes = dict.fromkeys(TINY_LABELS, 0.8)
+    root = tmp_path / "variants"
+    root.mkdir()
+    make_run(root, tiny_model_dir, "default", "airline", 0.82, classes, seconds=34)
+    make_run(root, tiny_model_dir, "seed1", "airline", 0.80, classes, seconds=33)
+    make_run(root, tiny_model_dir, "lr5e-5", "airline", 0.815, classes, seconds=35)
+    (root / "broken.log").write_text("not a model folder")
+    rows = collect_variants(root)
+    assert set(rows) == {"default", "seed1", "lr5e-5"}
+    table = variants_table(rows)
+    lines = table.splitlines()
+    # The default comes first, then the seeds, then the ideas, in the documented order.
+    assert lines[2].startswith("| default |")
+    assert lines[3].startswith("| seed1 |")
+    assert "| lr5e-5 | learning rate 5e-5 (default 1e-4) | 81.5 | -0.5 | 82.5 | 35 s |" in table
+    assert "sample std over 2 seeds" in table
+    assert "1.4 points" in table
+
+
+def test_variants_need_a_default_run_and_at_least_one_folder(tmp_path):
+    with pytest.raises(ResultsError, match="no trained variants"):
+        collect_variants(tmp_path)
+    with pytest.raises(ResultsError, match="no 'default' run"):
+        variants_table({"seed1": {}})
