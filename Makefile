@@ -1,11 +1,14 @@
 # The verbs people, CI and the Docker image share. Every target that needs Python depends on setup,
-# so a fresh clone needs nothing but `make demo` and `make test`.
+# so a fresh clone needs nothing but `make demo` and `make test`. `make help` lists them.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CLI := $(BIN)/tweet-classifier
 CONFIG ?= configs/airline.yaml
+MODEL ?= models/airline
+CONFIG_NAME = $(notdir $(basename $(CONFIG)))
 
 # Offline mirrors beside the checkout, unless the caller points elsewhere.
 SHARED ?= $(abspath ..)/shared
@@ -17,9 +20,13 @@ export TOKENIZERS_PARALLELISM ?= false
 PYTEST := $(BIN)/python -m pytest
 COV := --cov --cov-report=term-missing:skip-covered --cov-report=xml
 
-.PHONY: setup test test-slow test-all lint format data baseline demo test-load test-browser api-latency clean
+.PHONY: help setup demo test test-slow test-load test-browser lint format data baseline ablation train \
+	train-resume evaluate train-speed export bench bench-smoke api-latency results push deploy-space retrain clean
 
-setup: $(STAMP)
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+setup: $(STAMP)  ## create .venv and install the pinned requirements (once; again when they change)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,11 +35,26 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# ---- the two quick-start commands
+
+demo: setup  ## train MODEL if it does not exist yet (resuming a killed run), export it, serve http://127.0.0.1:7860
+	test -f $(MODEL)/tweet_classifier.json || $(CLI) train --config $(CONFIG) --output-dir $(MODEL) --resume
+	test -f $(MODEL)/onnx/parity.json || $(CLI) export --model $(MODEL) || echo "export failed: serving PyTorch"
+	MODEL_ID=$${MODEL_ID:-$(MODEL)} $(BIN)/python app.py
+
 test: setup  ## the default offline suite with coverage (floor in pyproject.toml)
 	$(PYTEST) -m "not slow and not load and not browser" $(COV)
 
-test-slow: setup  ## tests that load the real base model or train for real
+# ---- heavier suites (CI runs them too)
+
+test-slow: setup  ## the real base model: smoke training, the Docker image's install and start commands
 	$(PYTEST) -m slow --no-cov
+
+test-load: setup  ## 16 gradio_client users for 60 s against a served model: zero failures, p95 printed
+	$(PYTEST) -m load --no-cov -s
+
+test-browser: setup  ## headless Chromium classifies a tweet (needs apt-get install chromium chromium-driver)
+	$(PYTEST) -m browser --no-cov
 
 lint: setup  ## ruff, plus the Dockerfile, the workflows and the shell scripts
 	$(BIN)/ruff check .
@@ -41,81 +63,64 @@ lint: setup  ## ruff, plus the Dockerfile, the workflows and the shell scripts
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/actionlint
 	$(BIN)/shellcheck .ci/run scripts/*.sh
 
-format: setup
+format: setup  ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# ---- pipeline stages (CONFIG, MODEL)
+
 data: setup  ## cleaning report and splits for CONFIG
-	$(BIN)/tweet-classifier data --config $(CONFIG) --out outputs/data/$(notdir $(basename $(CONFIG)))
+	$(CLI) data --config $(CONFIG) --out outputs/data/$(CONFIG_NAME)
 
 baseline: setup  ## TF-IDF baseline for CONFIG
-	$(BIN)/tweet-classifier baseline --config $(CONFIG) --out outputs/baseline/$(notdir $(basename $(CONFIG)))
+	$(CLI) baseline --config $(CONFIG) --out outputs/baseline/$(CONFIG_NAME)
 
-.PHONY: train train-resume evaluate train-speed
-train: setup  ## fine-tune the transformer on CONFIG into its train.output_dir (model folder + metrics + card)
-	$(BIN)/tweet-classifier train --config $(CONFIG)
+ablation: setup  ## cleaning ablation of the baseline for CONFIG (table on stdout, rows in outputs/ablation/)
+	$(BIN)/python scripts/ablation.py --config $(CONFIG) --json outputs/ablation/$(CONFIG_NAME).json
+
+train: setup  ## fine-tune on CONFIG into its train.output_dir (model folder + metrics + card)
+	$(CLI) train --config $(CONFIG)
 
 train-resume: setup  ## continue an interrupted `make train` from its newest complete checkpoint
-	$(BIN)/tweet-classifier train --config $(CONFIG) --resume
+	$(CLI) train --config $(CONFIG) --resume
 
 evaluate: setup  ## score MODEL on CONFIG's test split (table on stdout)
-	$(BIN)/tweet-classifier evaluate --model $(MODEL) --config $(CONFIG)
+	$(CLI) evaluate --model $(MODEL) --config $(CONFIG)
 
 train-speed: setup  ## training samples/s: fp32 padded to 128 vs bf16 + dynamic padding + fused AdamW
 	$(BIN)/python scripts/train_speed.py --config $(CONFIG)
 
-.PHONY: ablation
-ablation: setup  ## cleaning ablation of the baseline for CONFIG (table on stdout, rows in outputs/ablation/)
-	$(BIN)/python scripts/ablation.py --config $(CONFIG) --json outputs/ablation/$(notdir $(basename $(CONFIG))).json
-
-.PHONY: export bench bench-smoke results
-export: setup  ## ONNX fp32/int8 files + parity report for MODEL (default models/airline)
-	$(BIN)/tweet-classifier export --model $(MODEL)
+export: setup  ## ONNX fp32/int8 files + parity report for MODEL
+	$(CLI) export --model $(MODEL)
 
 bench: setup  ## MODEL's backends vs the plain transformers pipeline (table; JSON in outputs/benchmark/)
-	$(BIN)/tweet-classifier benchmark --model $(MODEL) --json outputs/benchmark/$(notdir $(MODEL)).json
+	$(CLI) benchmark --model $(MODEL) --json outputs/benchmark/$(notdir $(MODEL)).json
 
 bench-smoke: setup  ## CI: a few steps of real training, export, then the benchmark on 200 test tweets
 	rm -rf models/smoke models/smoke.checkpoints
-	$(BIN)/tweet-classifier train --config $(CONFIG) --config configs/smoke.yaml --output-dir models/smoke
-	$(BIN)/tweet-classifier export --model models/smoke
-	$(BIN)/tweet-classifier benchmark --model models/smoke --texts 200 --json outputs/benchmark/smoke.json
+	$(CLI) train --config $(CONFIG) --config configs/smoke.yaml --output-dir models/smoke
+	$(CLI) export --model models/smoke
+	$(CLI) benchmark --model models/smoke --texts 200 --json outputs/benchmark/smoke.json
+
+api-latency: setup  ## p50/p95 of /predict vs an empty Gradio function and route, raw HTTP and gradio_client
+	$(BIN)/python scripts/api_latency.py --model $${MODEL_ID:-$(MODEL)}
 
 results: setup  ## rerun every command whose output the README shows (docs/results/) and splice them in
 	scripts/results.sh
 
-# Publishing and scheduled retraining need the Hub: these recipes turn the offline default off.
-# The token comes from HF_TOKEN (or `hf auth login`), never from a make variable or a flag.
-MODEL ?= models/airline
-.PHONY: push deploy-space retrain
+# ---- the Hub: these recipes turn the offline default off. The token comes from HF_TOKEN (or
+# `hf auth login`), never from a make variable or a flag.
 
 push: setup  ## publish MODEL to REPO_ID in one atomic commit (REVISION: branch, default main)
-	HF_HUB_OFFLINE=0 $(BIN)/tweet-classifier push --model $(MODEL) $(if $(REPO_ID),--repo-id $(REPO_ID)) \
+	HF_HUB_OFFLINE=0 $(CLI) push --model $(MODEL) $(if $(REPO_ID),--repo-id $(REPO_ID)) \
 		$(if $(REVISION),--revision $(REVISION))
 
 deploy-space: setup  ## upload the app to SPACE_ID and pin it to MODEL_ID@MODEL_REVISION (a commit SHA)
-	HF_HUB_OFFLINE=0 $(BIN)/tweet-classifier deploy-space $(if $(SPACE_ID),--space-id $(SPACE_ID)) \
+	HF_HUB_OFFLINE=0 $(CLI) deploy-space $(if $(SPACE_ID),--space-id $(SPACE_ID)) \
 		$(if $(MODEL_ID),--model-id $(MODEL_ID)) $(if $(MODEL_REVISION),--model-revision $(MODEL_REVISION))
 
-retrain: setup  ## challenger vs CHAMPION on CONFIG; push to PUSH_REPO only if promoted (exit 0/3/1)
+retrain: setup  ## challenger vs CHAMPION on CONFIG; push to PUSH_REPO only if promoted (exit 0 / 3 / 1)
 	env -u HF_HUB_OFFLINE CONFIG="$(CONFIG)" scripts/retrain.sh
 
-MODEL_DIR ?= models/airline
-
-demo: setup  ## train the default model if there is none yet, then serve the Gradio app on http://127.0.0.1:7860
-	test -f $(MODEL_DIR)/tweet_classifier.json || $(BIN)/tweet-classifier train --config $(CONFIG)
-	if $(BIN)/python -c "import tweet_classifier.export" 2>/dev/null && ! test -f $(MODEL_DIR)/onnx/model.onnx; then \
-		$(BIN)/tweet-classifier export --model $(MODEL_DIR) || echo "export failed; serving the PyTorch weights"; fi
-	MODEL_ID=$${MODEL_ID:-$(MODEL_DIR)} $(BIN)/python app.py
-
-test-load: setup  ## 16 gradio_client users for 60 s against the served tiny model: zero failures, p95 printed
-	$(PYTEST) -m load --no-cov -s
-
-test-browser: setup  ## headless Chromium classifies a tweet (needs apt-get install chromium chromium-driver)
-	$(PYTEST) -m browser --no-cov
-
-api-latency: setup  ## p50/p95 of /predict vs an empty Gradio function and route, raw HTTP and gradio_client
-	$(BIN)/python scripts/api_latency.py --model $${MODEL_ID:-$(MODEL_DIR)}
-
-clean:
+clean:  ## remove caches and coverage files
 	rm -rf .pytest_cache .ruff_cache .coverage .coverage.* coverage.xml htmlcov
