@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tweet_classifier.artifact import ModelManifest
 from tweet_classifier.config import NormalizeConfig, ServeConfig
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.latency import wait_until_healthy
 from tweet_classifier.serve import ClassifierService, ServeSettings, build_server, create_app
 from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
 
@@ -119,17 +118,11 @@ def running_server(service: ClassifierService, with_ui: bool = True, timeout_s: 
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base_url = f"http://{settings.host}:{settings.port}"
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            server.should_exit = True
-            raise TimeoutError(f"server at {base_url} did not become ready in {timeout_s} s")
-        time.sleep(0.05)
+    try:
+        wait_until_healthy(base_url, timeout_s, interval_s=0.05)
+    except TimeoutError:
+        server.should_exit = True
+        raise
     try:
         yield base_url
     finally:

@@ -20,6 +20,7 @@ from sklearn.metrics import f1_score
 
 from tests.serving_helpers import LABELS, KeywordPredictor, free_port, make_settings, running_server
 from tweet_classifier.artifact import MANIFEST_NAME
+from tweet_classifier.latency import wait_until_healthy
 from tweet_classifier.monitor import DriftReference
 from tweet_classifier.serve import (
     BUSY_MESSAGE,
@@ -459,16 +460,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path) -> None:
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_healthy(base_url, 90, process=process)
         client = Client(base_url, verbose=False)
         outcomes: dict[str, object] = {}
 

@@ -17,7 +17,7 @@ from transformers import TrainerCallback
 
 from tests.training_helpers import FAST_OVERRIDES, LABELS, SMOKE_CONFIG, write_synthetic_config
 from tweet_classifier import cli, train
-from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder
+from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder, file_sha256
 from tweet_classifier.config import TrainConfig, load_config
 from tweet_classifier.data import prepare_data
 from tweet_classifier.tracking import read_offline_run
@@ -336,9 +336,7 @@ def test_speed_measurement_reports_every_variant(short_run, monkeypatch):
 
 def test_git_commit_and_sha256(tmp_path):
     (tmp_path / "file.txt").write_bytes(b"abc")
-    assert train.sha256_file(tmp_path / "file.txt") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    )
+    assert file_sha256(tmp_path / "file.txt") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     assert train.git_commit(tmp_path) is None
     commit = train.git_commit(Path(__file__).parent)
     assert commit is None or len(commit) == 40

@@ -14,6 +14,7 @@ always complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -107,6 +108,15 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (weights and data files are large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: str | Path) -> Any:

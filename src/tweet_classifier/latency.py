@@ -32,6 +32,25 @@ PROBE_TEXT = "@united flight 1234 delayed again, 3 hours on the tarmac and no up
 LATENCY_PROBE_ENV = "TWEET_CLASSIFIER_LATENCY_PROBE"
 
 
+def wait_until_healthy(
+    base_url: str, timeout_s: float, process: subprocess.Popen | None = None, interval_s: float = 0.1
+) -> None:
+    """Poll ``GET /healthz`` until it answers 200; fail at once if ``process`` has exited."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process is not None and process.poll() is not None:
+            output = process.stderr.read()[-2000:] if process.stderr else ""
+            raise RuntimeError(f"server exited with {process.returncode}: {output}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server at {base_url} was not ready after {timeout_s:.0f} s")
+        time.sleep(interval_s)
+
+
 def time_calls(calls: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, list[float]]:
     """Milliseconds of ``repeats`` rounds after ``warmup`` untimed ones; each round calls every entry once.
 
@@ -151,18 +170,7 @@ def server_process(
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + startup_timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}: {process.stderr.read()[-2000:]}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"server at {base_url} was not ready after {startup_timeout_s:.0f} s")
-            time.sleep(0.2)
+        wait_until_healthy(base_url, startup_timeout_s, process=process)
         yield base_url
     finally:
         process.terminate()

@@ -20,12 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import classification_report_dict
+from tweet_classifier.text import TextTraits
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +48,6 @@ PSI_EPSILON = 1e-4
 
 class MonitorError(TweetClassifierError):
     """A reference or feedback file cannot be used."""
-
-
-class TraitsLike(Protocol):
-    n_chars: int
-    n_words: int
-    has_url: bool
-    has_mention: bool
-    has_emoji: bool
-    has_hashtag: bool
 
 
 def percentile_summary(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -106,7 +98,7 @@ def _bin_name(edges: Sequence[float], value: float, unit: str = "") -> str:
     return f"{low:g}-{edges[index + 1]:g}{unit}"
 
 
-def drift_bins(traits: TraitsLike, unk_share: float) -> dict[str, str]:
+def drift_bins(traits: TextTraits, unk_share: float) -> dict[str, str]:
     """The bin each drift feature of one text falls in (same function for reference and live)."""
     bins = {
         "n_chars": _bin_name(CHAR_BINS, traits.n_chars),
@@ -144,7 +136,7 @@ class DriftReference:
 
     @classmethod
     def from_observations(
-        cls, observations: Iterable[tuple[TraitsLike, float, str]], source: str = "training split"
+        cls, observations: Iterable[tuple[TextTraits, float, str]], source: str = "training split"
     ) -> DriftReference:
         """Build from ``(traits, unk_share, label)`` triples; the label mix is compared with predictions."""
         counts: dict[str, Counter[str]] = {}
@@ -205,7 +197,7 @@ class DriftTracker:
     def set_reference(self, reference: DriftReference) -> None:
         self.reference = reference
 
-    def observe(self, traits: TraitsLike, unk_share: float, predicted_label: str) -> None:
+    def observe(self, traits: TextTraits, unk_share: float, predicted_label: str) -> None:
         bins = drift_bins(traits, unk_share)
         bins[PREDICTED_LABEL] = predicted_label
         if len(self._recent) == self._recent.maxlen:
@@ -433,7 +425,7 @@ class ServingMonitor:
         with self._lock:
             return self.in_flight > 0
 
-    def observe_input(self, traits: TraitsLike, unk_share: float, predicted_label: str) -> None:
+    def observe_input(self, traits: TextTraits, unk_share: float, predicted_label: str) -> None:
         with self._lock:
             self.drift.observe(traits, unk_share, predicted_label)
 

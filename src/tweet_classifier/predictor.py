@@ -18,7 +18,6 @@ Without a parity report (or with one written for other weights) it uses ``torch-
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import math
@@ -34,7 +33,14 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import ValidationError
 
-from tweet_classifier.artifact import WEIGHTS_NAME, ArtifactError, ModelManifest, check_model_folder, read_json
+from tweet_classifier.artifact import (
+    WEIGHTS_NAME,
+    ArtifactError,
+    ModelManifest,
+    check_model_folder,
+    file_sha256,
+    read_json,
+)
 from tweet_classifier.config import NormalizeConfig
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
@@ -116,14 +122,6 @@ def default_num_threads() -> int:
     import psutil
 
     return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

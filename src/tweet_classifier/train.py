@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tweet_classifier import cli
-from tweet_classifier.artifact import WEIGHTS_NAME, ModelManifest, atomic_folder, write_json_atomic
+from tweet_classifier.artifact import WEIGHTS_NAME, ModelManifest, atomic_folder, file_sha256, write_json_atomic
 from tweet_classifier.config import RunConfig, TrainConfig, data_dir, load_config, save_config
 from tweet_classifier.errors import TweetClassifierError
 
@@ -457,14 +456,6 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return commit or None
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def dataset_summary(config: RunConfig, prepared: Any) -> dict[str, Any]:
     source = Path(config.data.source)
     path = source if source.is_absolute() else data_dir() / source
@@ -476,7 +467,7 @@ def dataset_summary(config: RunConfig, prepared: Any) -> dict[str, Any]:
         "max_rows": config.data.max_rows,
     }
     if path.is_file():
-        summary["sha256"] = sha256_file(path)
+        summary["sha256"] = file_sha256(path)
     return summary
 
 
