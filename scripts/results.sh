@@ -51,9 +51,9 @@ for step in "${steps[@]}"; do
       train_once models/tweet_eval_hate --config configs/tweet_eval_hate.yaml
       train_once models/tweet_eval_offensive --config configs/tweet_eval_offensive.yaml ;;
     evaluate)
-      "$cli" evaluate --model models/airline --config configs/airline.yaml >"$out/evaluate-airline.md" ;;
+      "$cli" evaluate --model models/airline --config configs/airline.yaml >"$out/evaluate-airline.txt" ;;
     speed)
-      "$bin/python" scripts/train_speed.py --config configs/airline.yaml >"$out/train-speed.md" ;;
+      "$bin/python" scripts/train_speed.py --config configs/airline.yaml >"$out/train-speed.txt" ;;
     bench)
       [ -f models/airline/onnx/parity.json ] || "$cli" export --model models/airline
       "$cli" benchmark --model models/airline --json outputs/benchmark/airline.json >"$out/benchmark-airline.md" ;;

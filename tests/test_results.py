@@ -105,3 +105,14 @@ def test_variants_need_a_default_run_and_at_least_one_folder(tmp_path):
         collect_variants(tmp_path)
     with pytest.raises(ResultsError, match="no 'default' run"):
         variants_table({"seed1": {}})
+
+
+def test_plain_text_outputs_are_spliced_as_code_blocks(tmp_path):
+    (tmp_path / "speed.txt").write_text("variant  samples/s\nfp32        10.8\n")
+    readme = "<!-- BEGIN speed.txt -->\n<!-- END speed.txt -->\n"
+    updated, missing = splice_readme(readme, tmp_path)
+    assert missing == []
+    assert (
+        updated
+        == "<!-- BEGIN speed.txt -->\n```text\nvariant  samples/s\nfp32        10.8\n```\n<!-- END speed.txt -->\n"
+    )

@@ -1,7 +1,8 @@
 """Results across runs: the fine-tuning summary table and the README's generated blocks.
 
 Every number in the README comes from a command: `make results` runs the commands, saves each one's
-markdown output under ``docs/results/``, and ``splice_readme`` copies those files verbatim between
+output under ``docs/results/`` (markdown, or plain text shown as a code block), and ``splice_readme``
+copies those files verbatim between
 ``<!-- BEGIN docs/results/NAME.md -->`` / ``<!-- END docs/results/NAME.md -->`` markers.
 """
 
@@ -120,6 +121,9 @@ def splice_readme(readme_text: str, results_root: str | Path) -> tuple[str, list
         body = source.read_text(encoding="utf-8")
         if not body.endswith("\n"):
             body += "\n"
+        if source.suffix != ".md":
+            # Plain-text tables keep their alignment in a code block.
+            body = f"```text\n{body}```\n"
         return f"{match.group(1)}{body}{match.group(4)}"
 
     return BLOCK.sub(replace, readme_text), missing
