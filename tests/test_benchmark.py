@@ -45,6 +45,7 @@ def test_benchmark_command_writes_valid_json_and_a_table(
         "torch-bf16",
         "onnx-fp32",
         "onnx-int8",
+        "onnx-int8-cascade",
     ]
     for row in result["rows"]:
         assert set(row) == ROW_KEYS

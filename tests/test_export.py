@@ -62,7 +62,7 @@ def test_parity_numbers_per_backend(exported: Path) -> None:
     assert rows["onnx-int8"]["max_prob_diff"] < 0.05
 
 
-@pytest.mark.parametrize("backend", ["torch-bf16", "onnx-fp32", "onnx-int8"])
+@pytest.mark.parametrize("backend", ["torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-cascade"])
 def test_every_backend_matches_torch_fp32_on_the_tiny_model(exported: Path, backend: str) -> None:
     reference = Predictor.load(exported, backend="torch-fp32").predict_batch(TEXTS)
     candidate = Predictor.load(exported, backend=backend)

@@ -419,3 +419,32 @@ def test_corrupt_onnx_file(model_copy: Path) -> None:
     _write_parity(model_copy, "0" * 64, {})
     with pytest.raises(ModelLoadError, match=r"model-int8.onnx is corrupt"):
         Predictor.load(model_copy, backend="onnx-int8")
+
+
+class _FixedLogits:
+    """A backend stand-in that returns given logits and records which rows it was asked for."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        self.table = logits
+        self.input_names = ("input_ids",)
+        self.calls: list[list[int]] = []
+
+    def logits(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        rows = [int(row) for row in encoded["input_ids"][:, 0]]
+        self.calls.append(rows)
+        return self.table[rows]
+
+
+def test_cascade_recomputes_only_the_texts_int8_is_unsure_about():
+    from tweet_classifier.predictor import _CascadeBackend
+
+    # Row 0: a confident int8 answer (margin ~1.0); row 1: a near tie (margin ~0.05) that fp32 decides.
+    fast = _FixedLogits(np.array([[8.0, 0.0, 0.0], [1.0, 1.1, 0.0]], dtype=np.float32))
+    exact = _FixedLogits(np.array([[9.0, 0.0, 0.0], [3.0, 0.0, 0.0]], dtype=np.float32))
+    cascade = _CascadeBackend("onnx-int8-cascade", fast, exact, margin=0.5)
+    encoded = {"input_ids": np.array([[0, 7], [1, 7]], dtype=np.int64)}
+    logits = cascade.logits(encoded)
+    assert exact.calls == [[1]]
+    assert logits[0].tolist() == [8.0, 0.0, 0.0]
+    assert logits[1].tolist() == [3.0, 0.0, 0.0]
+    assert fast.table[1].tolist() == pytest.approx([1.0, 1.1, 0.0])  # the fast backend's own output is not modified

@@ -146,8 +146,7 @@ def benchmark(
     from tweet_classifier.metrics import classification_report_dict
     from tweet_classifier.predictor import (
         BACKENDS,
-        ONNX_DIR,
-        ONNX_FILES,
+        backend_available,
         choose_backends,
         default_num_threads,
         inspect_model_folder,
@@ -156,9 +155,7 @@ def benchmark(
     if not texts:
         raise BenchmarkError("no texts to benchmark on: the test split is empty")
     manifest, weights_sha256 = inspect_model_folder(model_dir)
-    backends = [
-        name for name in BACKENDS if name not in ONNX_FILES or (model_dir / ONNX_DIR / ONNX_FILES[name]).is_file()
-    ]
+    backends = [name for name in BACKENDS if backend_available(model_dir, name)]
     if len(backends) < len(BACKENDS):
         logger.warning(
             "no ONNX files in %s: run `tweet-classifier export --model %s` to include them", model_dir, model_dir
