@@ -58,7 +58,7 @@ for step in "${steps[@]}"; do
       [ -f models/airline/onnx/parity.json ] || "$cli" export --model models/airline
       "$cli" benchmark --model models/airline --json outputs/benchmark/airline.json >"$out/benchmark-airline.md" ;;
     api)
-      "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.md" ;;
+      "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.txt" ;;
     *)
       echo "results: unknown step '$step'" >&2
       exit 2 ;;
