@@ -224,4 +224,5 @@ def test_image_install_and_start_commands_work_in_a_fresh_virtualenv(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
-    assert server.returncode == 0
+    # uvicorn finishes in-flight requests, then re-raises SIGTERM so the exit status says why it stopped.
+    assert server.returncode in (0, -signal.SIGTERM)
