@@ -75,3 +75,19 @@ def build_tiny_model_folder(target: Path, labels: list[str] = TINY_LABELS, seed:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A read-only tiny model folder shared by the session; copy it before changing it."""
     return build_tiny_model_folder(tmp_path_factory.mktemp("tiny-model") / "model")
+
+
+@pytest.fixture(scope="session")
+def run_config(tmp_path_factory) -> Path:
+    """The tiny synthetic run config (tests/inference_helpers.py), written once per session."""
+    from tests.inference_helpers import tiny_run_config
+
+    return tiny_run_config(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_model_dir, run_config, tmp_path_factory) -> Path:
+    """A copy of the tiny model exported to ONNX once per session; read-only for the tests that share it."""
+    from tests.inference_helpers import exported_tiny_model
+
+    return exported_tiny_model(tmp_path_factory, tiny_model_dir, run_config)

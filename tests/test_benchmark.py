@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.inference_helpers import exported_tiny_model, tiny_run_config
 from tweet_classifier import cli
 from tweet_classifier.benchmark import (
     BenchmarkError,
@@ -20,16 +19,6 @@ from tweet_classifier.benchmark import (
 )
 
 ROW_KEYS = {"backend", "p50_ms", "p95_ms", "p99_ms", "texts_per_s", "load_s", "rss_mb", "agreement", "macro_f1"}
-
-
-@pytest.fixture(scope="module")
-def run_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_run_config(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_model_dir: Path, run_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return exported_tiny_model(tmp_path_factory, tiny_model_dir, run_config)
 
 
 def test_benchmark_command_writes_valid_json_and_a_table(

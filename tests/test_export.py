@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import TINY_LABELS, build_tiny_model_folder
-from tests.inference_helpers import exported_tiny_model, tiny_run_config
 from tweet_classifier import cli
 from tweet_classifier.artifact import WEIGHTS_NAME, read_json
 from tweet_classifier.config import ConfigError, load_config
@@ -24,16 +23,6 @@ TEXTS = [
     "😀😀",
     "東京行きの便が遅れました",
 ]
-
-
-@pytest.fixture(scope="module")
-def run_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_run_config(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_model_dir: Path, run_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return exported_tiny_model(tmp_path_factory, tiny_model_dir, run_config)
 
 
 def test_export_writes_both_onnx_files_and_a_parity_report(exported: Path) -> None:
