@@ -227,4 +227,30 @@ def test_reading_an_unfinished_run_waits_then_warns(tmp_path, caplog):
     (tmp_path / "run-abc.wandb").write_bytes(b":W&B\xe1\xbe\x00")
     record = tracking.read_offline_run(tmp_path, wait_s=0.2)
     assert (record.config, record.summary, record.history, record.tables) == ({}, {}, [], {})
-    assert "no exit record" in caplog.text
+    assert "is incomplete after 0 s" in caplog.text
+
+
+def test_a_record_still_being_written_is_read_again(tmp_path, monkeypatch, caplog):
+    config = load_config([write_synthetic_config(tmp_path / "data", rows=30)], ["tracking.mode=offline"])
+    run = tracking.start_run(config)
+    tracking.log_final_results(run, {"test": {"macro_f1": 0.5}}, {"rows": 10, "source": "x.csv"})
+    run_dir = run.run_dir
+    run.finish()
+    complete = tracking.read_offline_run(run_dir)
+    real_records = tracking._iter_log_records
+    calls = []
+
+    def half_written_at_first(data):
+        records = list(real_records(data))
+        calls.append(len(records))
+        # The first read meets a truncated last record, as when wandb's writer is mid-write.
+        return [*records[:-1], b"\xff\xff\xff"] if len(calls) == 1 else records
+
+    monkeypatch.setattr(tracking, "_iter_log_records", half_written_at_first)
+    assert tracking.read_offline_run(run_dir).tables == complete.tables
+    assert len(calls) == 2
+    monkeypatch.setattr(tracking, "_iter_log_records", lambda data: [*real_records(data), b"\xff\xff\xff"])
+    with caplog.at_level("WARNING"):
+        partial = tracking.read_offline_run(run_dir, wait_s=0.2)
+    assert partial.tables == complete.tables
+    assert "is incomplete after 0 s: reading a partial run" in caplog.text

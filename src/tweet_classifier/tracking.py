@@ -387,14 +387,25 @@ def _items_to_dict(items: Any) -> dict[str, Any]:
 
 
 def _parse_records(path: Path) -> tuple[list[Any], bool]:
+    """The file's records, and whether it is complete (an exit record, and every record readable).
+
+    The writer process may be mid-record while we read: a record that does not parse yet is skipped
+    and the file counts as incomplete, so the caller reads it again.
+    """
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2
 
     messages = []
+    unreadable = 0
     for payload in _iter_log_records(path.read_bytes()):
         message = wandb_internal_pb2.Record()
-        message.ParseFromString(payload)
+        try:
+            message.ParseFromString(payload)
+        except DecodeError:
+            unreadable += 1
+            continue
         messages.append(message)
-    finished = any(message.WhichOneof("record_type") == "exit" for message in messages)
+    finished = not unreadable and any(message.WhichOneof("record_type") == "exit" for message in messages)
     return messages, finished
 
 
@@ -414,7 +425,7 @@ def read_offline_run(run_dir: str | Path, wait_s: float = 30.0) -> OfflineRunRec
         time.sleep(0.1)
         messages, finished = _parse_records(files[0])
     if not finished:
-        logger.warning("%s has no exit record after %.0f s: reading a partial run", files[0], wait_s)
+        logger.warning("%s is incomplete after %.0f s: reading a partial run", files[0], wait_s)
     record = OfflineRunRecord()
     for message in messages:
         kind = message.WhichOneof("record_type")
