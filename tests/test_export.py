@@ -117,3 +117,120 @@ def test_config_comes_from_the_flag_or_the_model_folder(tmp_path: Path, run_conf
     # The audit reads only the train split, which export never uses.
     with_audit = resolve_run_config(tmp_path, [str(run_config)], ["cleaning.label_noise.policy=report"])
     assert with_audit.cleaning.label_noise.policy == "off"
+
+
+def _table_model(path: Path, table: list[list[float]]) -> None:
+    """An ONNX 'model' whose logits for a row are ``table[input_ids[row, 0]]`` (BERT's three inputs)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inputs = [
+        helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
+        for name in ("input_ids", "attention_mask", "token_type_ids")
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["input_ids", "column"], ["first_id"], axis=1),
+            helper.make_node("Gather", ["table", "first_id"], ["logits"], axis=0),
+        ],
+        "table",
+        inputs,
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        [
+            numpy_helper.from_array(np.array(table, dtype=np.float32), "table"),
+            numpy_helper.from_array(np.array(0, dtype=np.int64), "column"),
+        ],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def _run_cascade(path: Path, rows: list[int], margin: float) -> np.ndarray:
+    import onnxruntime as ort
+
+    ids = np.array([[row, 5] for row in rows], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds | {"cascade_margin": np.array(margin, dtype=np.float32)})[0]
+
+
+def test_cascade_graph_recomputes_only_the_rows_int8_is_unsure_about(tmp_path: Path) -> None:
+    from tweet_classifier.export import build_cascade
+
+    # Row 0: a confident fast answer (margin ~1.0); rows 1 and 2: near ties (margin ~0.02) the exact model decides.
+    fast = [[8.0, 0.0, 0.0], [1.0, 1.1, 0.0], [0.0, 2.0, 2.05]]
+    exact = [[9.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, 0.0, 4.0]]
+    _table_model(tmp_path / "fast.onnx", fast)
+    _table_model(tmp_path / "exact.onnx", exact)
+    build_cascade(tmp_path / "fast.onnx", tmp_path / "exact.onnx", tmp_path / "cascade.onnx")
+    cascade = tmp_path / "cascade.onnx"
+
+    def check(rows: list[int], margin: float, expected: list[list[float]]) -> None:
+        np.testing.assert_array_equal(_run_cascade(cascade, rows, margin), np.array(expected, dtype=np.float32))
+
+    check([0, 1, 2, 0], 0.5, [fast[0], exact[1], exact[2], fast[0]])
+    check([2, 0], 0.5, [exact[2], fast[0]])
+    # No unsure row: the exact branch is skipped; every row unsure: every row is exact.
+    check([0], 0.5, [fast[0]])
+    check([1, 2], 0.0, [fast[1], fast[2]])
+    check([0, 1], 1.0, [exact[0], exact[1]])
+
+
+def test_cascade_needs_models_with_the_same_inputs(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tweet_classifier.export import build_cascade
+
+    _table_model(tmp_path / "fast.onnx", [[1.0, 0.0, 0.0]])
+    identity = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["logits"])],
+        "other",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+    )
+    onnx.save(helper.make_model(identity), str(tmp_path / "other.onnx"))
+    with pytest.raises(ExportError, match="differ in inputs or outputs"):
+        build_cascade(tmp_path / "fast.onnx", tmp_path / "other.onnx", tmp_path / "cascade.onnx")
+
+
+def test_export_writes_the_calibrated_cascade(exported: Path) -> None:
+    import onnx
+
+    calibration = read_json(exported / "onnx" / "cascade.json")
+    assert calibration["weights_sha256"] == file_sha256(exported / WEIGHTS_NAME)
+    assert 0.05 <= calibration["margin"] <= 1.0
+    details = calibration["calibration"]
+    assert details["split"] == "train"
+    assert details["texts"] > 0
+    assert 0.0 <= details["fallback_fraction"] <= 1.0
+    assert calibration["margin"] == pytest.approx(max(0.05, min(1.0, 1.25 * details["largest_flipped_margin"])))
+    # The slow fusions stay out of every saved graph, and the cascade graph holds both models.
+    for name in ("model.onnx", "model-int8.onnx", "model-cascade.onnx"):
+        op_types = {node.op_type for node in onnx.load(str(exported / "onnx" / name)).graph.node}
+        assert not op_types & {"SkipLayerNormalization", "BiasGelu"}, name
+    cascade_ops = {node.op_type for node in onnx.load(str(exported / "onnx" / "model-cascade.onnx")).graph.node}
+    assert {"If", "TopK"} <= cascade_ops
+
+
+def test_calibration_needs_texts(exported: Path) -> None:
+    from tweet_classifier.export import calibrate_cascade
+
+    with pytest.raises(ExportError, match="no train texts"):
+        calibrate_cascade(exported, [], threads=1)
+
+
+def test_unfusable_graph_is_exported_unfused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from onnxruntime.transformers import optimizer
+
+    from tweet_classifier.export import _fuse_transformer
+
+    def unsupported(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("no attention pattern")
+
+    monkeypatch.setattr(optimizer, "optimize_model", unsupported)
+    _table_model(tmp_path / "raw.onnx", [[1.0, 0.0, 0.0]])
+    _fuse_transformer(tmp_path / "raw.onnx", tmp_path / "fused.onnx", object())
+    assert (tmp_path / "fused.onnx").read_bytes() == (tmp_path / "raw.onnx").read_bytes()
+    assert "transformer fusion failed (no attention pattern)" in caplog.text

@@ -30,6 +30,8 @@ PUBLISHED = [
     "config.json",
     "metrics.json",
     "model.safetensors",
+    "onnx/cascade.json",
+    "onnx/model-cascade.onnx",
     "onnx/model-int8.onnx",
     "onnx/model.onnx",
     "onnx/parity.json",
@@ -71,7 +73,9 @@ def make_publishable_folder(tiny_model_dir: Path, target: Path) -> Path:
     (target / "benchmark.json").write_text(json.dumps({"rows": []}), encoding="utf-8")
     _identity_onnx(target / "onnx" / "model.onnx")
     _identity_onnx(target / "onnx" / "model-int8.onnx")
+    _identity_onnx(target / "onnx" / "model-cascade.onnx")
     (target / "onnx" / "parity.json").write_text(json.dumps({"agreement": 1.0}), encoding="utf-8")
+    (target / "onnx" / "cascade.json").write_text(json.dumps({"margin": 0.5}), encoding="utf-8")
     # What a training run leaves behind and a push must not publish.
     (target / "checkpoint-6").mkdir()
     (target / "checkpoint-6" / "optimizer.pt").write_bytes(b"optimizer state")
@@ -134,6 +138,8 @@ def assert_token_only_in_authorization_headers(stub: HubStub) -> None:
         ("onnx/model-int8.onnx", True),
         ("onnx/model.onnx.data", True),
         ("onnx/parity.json", True),
+        ("onnx/cascade.json", True),
+        ("onnx/model-cascade.onnx", True),
         ("onnx/nested/other.onnx", False),
         ("checkpoint-6/model.safetensors", False),
         ("checkpoint-6/optimizer.pt", False),
@@ -272,7 +278,7 @@ def test_push_is_one_commit_with_lfs_weights_and_reports_the_sha(model_folder, h
     commit_body = hub_stub.requests_matching("POST", "/commit/")[0].body.decode()
     assert '"lfsFile"' in commit_body
     assert '"path": "model.safetensors"' in commit_body
-    assert len(hub_stub.requests_matching("PUT", "/lfs-upload/")) == 3
+    assert len(hub_stub.requests_matching("PUT", "/lfs-upload/")) == 4  # the weights and three ONNX files
     message = hub_stub.repo(REPO_ID).commits[head].message
     assert message.startswith("Publish airline-model: test macro-F1 ")
     # Token hygiene: only ever in the Authorization header; never in files, card, logs or output.

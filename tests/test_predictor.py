@@ -421,30 +421,60 @@ def test_corrupt_onnx_file(model_copy: Path) -> None:
         Predictor.load(model_copy, backend="onnx-int8")
 
 
-class _FixedLogits:
-    """A backend stand-in that returns given logits and records which rows it was asked for."""
+@pytest.mark.parametrize(
+    "content",
+    [
+        None,
+        "{not json",
+        '{"format_version": 1}',
+        '{"format_version": 9, "margin": 0.5}',
+        '{"format_version": 1, "margin": 0}',
+        '{"format_version": 1, "margin": true}',
+    ],
+)
+def test_cascade_without_a_usable_calibration_fails_at_load(
+    exported: Path, tmp_path: Path, content: str | None
+) -> None:
+    model_copy = Path(shutil.copytree(exported, tmp_path / "model"))
+    calibration = model_copy / "onnx" / "cascade.json"
+    if content is None:
+        calibration.unlink()
+    else:
+        calibration.write_text(content, encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=r"cascade\.json is missing or unreadable"):
+        Predictor.load(model_copy, backend="onnx-int8-cascade")
 
-    def __init__(self, logits: np.ndarray) -> None:
-        self.table = logits
-        self.input_names = ("input_ids",)
-        self.calls: list[list[int]] = []
 
-    def logits(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
-        rows = [int(row) for row in encoded["input_ids"][:, 0]]
-        self.calls.append(rows)
-        return self.table[rows]
+TOKENIZER_TEXTS = [
+    "@united thanks for getting me home, the crew was great 👍",
+    "ok",
+    "a long one " * 200,
+    "東京行きの便が遅れました",
+    "MIXED case ÀÉÎ and ﬁ ligatures",
+]
 
 
-def test_cascade_recomputes_only_the_texts_int8_is_unsure_about():
-    from tweet_classifier.predictor import _CascadeBackend
+def test_rust_encoder_matches_the_transformers_tokenizer(tiny_model_dir: Path) -> None:
+    predictor = Predictor.load(tiny_model_dir, backend="torch-fp32")
+    assert predictor._encoder is not None
+    for texts in ([text] for text in TOKENIZER_TEXTS), [TOKENIZER_TEXTS]:
+        for batch in texts:
+            expected = predictor._tokenizer(
+                batch, padding=True, truncation=True, max_length=predictor.max_length, return_tensors="np"
+            )
+            got = predictor._tokenize(batch)
+            assert set(got) == set(expected)
+            for name, values in expected.items():
+                assert got[name].dtype == np.int64
+                assert np.array_equal(got[name], values), name
+    assert predictor._tokenize([TOKENIZER_TEXTS[2]])["input_ids"].shape == (1, predictor.max_length)
 
-    # Row 0: a confident int8 answer (margin ~1.0); row 1: a near tie (margin ~0.05) that fp32 decides.
-    fast = _FixedLogits(np.array([[8.0, 0.0, 0.0], [1.0, 1.1, 0.0]], dtype=np.float32))
-    exact = _FixedLogits(np.array([[9.0, 0.0, 0.0], [3.0, 0.0, 0.0]], dtype=np.float32))
-    cascade = _CascadeBackend("onnx-int8-cascade", fast, exact, margin=0.5)
-    encoded = {"input_ids": np.array([[0, 7], [1, 7]], dtype=np.int64)}
-    logits = cascade.logits(encoded)
-    assert exact.calls == [[1]]
-    assert logits[0].tolist() == [8.0, 0.0, 0.0]
-    assert logits[1].tolist() == [3.0, 0.0, 0.0]
-    assert fast.table[1].tolist() == pytest.approx([1.0, 1.1, 0.0])  # the fast backend's own output is not modified
+
+def test_slow_tokenizers_go_through_transformers(tiny_model_dir: Path) -> None:
+    predictor = Predictor.load(tiny_model_dir, backend="torch-fp32")
+    expected = predictor._tokenize(TOKENIZER_TEXTS)
+    predictor._encoder = predictor_module._rust_encoder(object(), predictor.max_length)
+    assert predictor._encoder is None
+    got = predictor._tokenize(TOKENIZER_TEXTS)
+    for name, values in expected.items():
+        assert np.array_equal(got[name], values)

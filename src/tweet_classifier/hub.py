@@ -75,11 +75,19 @@ MODEL_ALLOW_LIST = (
     "onnx/*.onnx.data",
     "onnx/*.onnx_data",
     "onnx/parity.json",
+    "onnx/cascade.json",
 )
 # Without these a pushed revision cannot be loaded or judged.
 MODEL_REQUIRED = ("config.json", "model.safetensors", MANIFEST_NAME, "tokenizer_config.json", "metrics.json")
 # Published when present; a missing one is worth a warning (an unexported or unbenchmarked model).
-MODEL_EXPECTED = ("run_config.yaml", "cleaning_report.json", "onnx/model.onnx", "onnx/model-int8.onnx")
+MODEL_EXPECTED = (
+    "run_config.yaml",
+    "cleaning_report.json",
+    "onnx/model.onnx",
+    "onnx/model-int8.onnx",
+    "onnx/model-cascade.onnx",
+    "onnx/cascade.json",
+)
 
 SPACE_ALLOW_LIST = ("app.py", "requirements.txt", "README.md", "src/tweet_classifier/**/*.py", "configs/*.yaml")
 SPACE_REQUIRED = ("app.py", "requirements.txt", "README.md")
