@@ -35,9 +35,10 @@ def test_benchmark_command_writes_valid_json_and_a_table(
         "onnx-fp32",
         "onnx-int8",
         "onnx-int8-cascade",
+        "auto",
     ]
     for row in result["rows"]:
-        assert set(row) == ROW_KEYS
+        assert set(row) == ROW_KEYS | ({"serves"} if row["backend"] == "auto" else set())
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
         assert row["texts_per_s"] > 0
         assert row["load_s"] > 0
@@ -53,14 +54,18 @@ def test_benchmark_command_writes_valid_json_and_a_table(
     passing = {name for name, row in parity.items() if row["passed"]}
     assert result["chosen"] in passing
     assert result["chosen_batch"] in passing
+    # auto serves what the parity report picked, one backend for single texts and one for batches.
+    assert by_backend["auto"]["serves"] == [result["chosen"], result["chosen_batch"]]
     assert result["texts"] == 20
     assert result["isolation"] == "none"
+    assert result["rounds"] == 1
     assert json.loads((exported / "benchmark.json").read_text()) == result
     table = capsys.readouterr().out
     assert table.startswith("| backend | p50 ms |")
     assert "| pipeline |" in table
-    assert "(1.0x)" in table
+    assert "(1.00x)" in table
     assert "(chosen: single" in table
+    assert "| auto (serves " in table
 
 
 def test_subprocess_isolation_measures_in_a_fresh_process(exported: Path, tmp_path: Path) -> None:
@@ -79,11 +84,38 @@ def test_without_onnx_files_only_torch_rows(exported: Path, tmp_path: Path, capl
     shutil.rmtree(model / "onnx")
     with caplog.at_level(logging.WARNING, logger="tweet_classifier.benchmark"):
         result = benchmark(model, ["a delayed flight", "nice crew"], ["negative", "positive"], isolation="none")
-    assert [row["backend"] for row in result["rows"]] == ["pipeline", "torch-fp32", "torch-bf16"]
+    assert [row["backend"] for row in result["rows"]] == ["pipeline", "torch-fp32", "torch-bf16", "auto"]
     assert result["chosen"] == result["chosen_batch"] == "torch-fp32"
+    assert result["rows"][-1]["serves"] == ["torch-fp32", "torch-fp32"]
     assert "run `tweet-classifier export" in caplog.text
     with pytest.raises(BenchmarkError, match="no texts"):
         benchmark(model, [], [], isolation="none")
+    with pytest.raises(BenchmarkError, match="rounds must be at least 1"):
+        benchmark(model, ["ok"], ["neutral"], isolation="none", rounds=0)
+
+
+def test_rounds_interleave_backends_and_report_medians(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tweet_classifier import benchmark as benchmark_module
+
+    model = Path(shutil.copytree(exported, tmp_path / "model"))
+    shutil.rmtree(model / "onnx")
+    calls: list[str] = []
+    per_round = [9.0, 1.0, 2.0]  # median 2, mean 4
+
+    def fake_measure(_model: Path, backend: str, texts: list[str], _threads: int) -> dict[str, object]:
+        value = per_round[calls.count(backend)]
+        calls.append(backend)
+        keys = ("p50_ms", "p95_ms", "p99_ms", "texts_per_s", "load_s", "rss_mb")
+        return {"backend": backend, **dict.fromkeys(keys, value), "labels": ["neutral"] * len(texts)}
+
+    monkeypatch.setattr(benchmark_module, "measure_backend", fake_measure)
+    result = benchmark(model, ["ok", "fine"], ["neutral", "neutral"], isolation="none", rounds=3)
+    assert calls == ["pipeline", "torch-fp32", "torch-bf16", "auto"] * 3
+    assert result["rounds"] == 3
+    for row in result["rows"]:
+        assert row["p50_ms"] == row["texts_per_s"] == row["load_s"] == 2.0
 
 
 def test_bad_arguments_exit_2(exported: Path, run_config: Path, tmp_path: Path) -> None:
@@ -141,8 +173,8 @@ def test_markdown_table_ratios() -> None:
     }
     lines = markdown_table(result).splitlines()
     assert lines[3] == (
-        "| onnx-int8 (chosen: single) | 2.00 (4.0x) | 3.00 (4.0x) | 4.00 (5.0x) | 150 (1.5x) | 0.50 (4.0x) "
+        "| onnx-int8 (chosen: single) | 2.00 (4.00x) | 3.00 (4.00x) | 4.00 (5.00x) | 150 (1.50x) | 0.50 (4.00x) "
         "| 300 | 0.9970 | 0.7990 |"
     )
-    assert lines[4].startswith("| torch-bf16 (chosen: batch) | 6.00 (1.3x) |")
-    assert "| 260 (2.6x) |" in lines[4]
+    assert lines[4].startswith("| torch-bf16 (chosen: batch) | 6.00 (1.33x) |")
+    assert "| 260 (2.60x) |" in lines[4]
