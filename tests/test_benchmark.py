@@ -38,7 +38,7 @@ def test_benchmark_command_writes_valid_json_and_a_table(
         "auto",
     ]
     for row in result["rows"]:
-        assert set(row) == ROW_KEYS | ({"serves"} if row["backend"] == "auto" else set())
+        assert set(row) == ROW_KEYS | ({"serves", "batch_ready_s"} if row["backend"] == "auto" else set())
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
         assert row["texts_per_s"] > 0
         assert row["load_s"] > 0
@@ -56,6 +56,7 @@ def test_benchmark_command_writes_valid_json_and_a_table(
     assert result["chosen_batch"] in passing
     # auto serves what the parity report picked, one backend for single texts and one for batches.
     assert by_backend["auto"]["serves"] == [result["chosen"], result["chosen_batch"]]
+    assert by_backend["auto"]["batch_ready_s"] >= by_backend["auto"]["load_s"] > 0
     assert result["texts"] == 20
     assert result["isolation"] == "none"
     assert result["rounds"] == 1

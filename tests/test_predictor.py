@@ -448,7 +448,7 @@ def test_cascade_without_a_usable_calibration_fails_at_load(
 TOKENIZER_TEXTS = [
     "@united thanks for getting me home, the crew was great 👍",
     "ok",
-    "a long one " * 200,
+    "a long one " * 150,
     "東京行きの便が遅れました",
     "MIXED case ÀÉÎ and ﬁ ligatures",
 ]
@@ -473,8 +473,80 @@ def test_rust_encoder_matches_the_transformers_tokenizer(tiny_model_dir: Path) -
 def test_slow_tokenizers_go_through_transformers(tiny_model_dir: Path) -> None:
     predictor = Predictor.load(tiny_model_dir, backend="torch-fp32")
     expected = predictor._tokenize(TOKENIZER_TEXTS)
-    predictor._encoder = predictor_module._rust_encoder(object(), predictor.max_length)
+    predictor._encoder = predictor_module.rust_encoder(object(), predictor.max_length)
     assert predictor._encoder is None
     got = predictor._tokenize(TOKENIZER_TEXTS)
     for name, values in expected.items():
         assert np.array_equal(got[name], values)
+
+
+def _pick(single: str, batch: str):
+    def choose(_folder: Path, _sha: str) -> tuple[str, str, str]:
+        return single, batch, "picked by the test"
+
+    return choose
+
+
+def test_deferred_batch_backend_takes_over_when_warm(exported: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(predictor_module, "choose_backends", _pick("onnx-int8-cascade", "torch-bf16"))
+    deferred = Predictor.load(exported, defer_batch=True)
+    # Ready with the single-text backend and the exported Rust tokenizer: no transformers tokenizer needed.
+    assert deferred.backend_single == "onnx-int8-cascade"
+    assert deferred._tokenizer is None
+    early = deferred.predict_batch(TOKENIZER_TEXTS)
+    assert deferred.batch_ready.wait(timeout=60)
+    assert deferred.backend_batch == "torch-bf16"
+    late = deferred.predict_batch(TOKENIZER_TEXTS)
+    reference = Predictor.load(exported, backend="torch-bf16").predict_batch(TOKENIZER_TEXTS)
+    for got, expected in zip(late, reference, strict=True):
+        assert got.scores == pytest.approx(expected.scores, abs=1e-6)
+    assert [item.label for item in early] == [item.label for item in late]
+    # Without defer_batch both backends are loaded before load() returns.
+    eager = Predictor.load(exported)
+    assert eager.batch_ready.is_set()
+    assert (eager.backend_single, eager.backend_batch) == ("onnx-int8-cascade", "torch-bf16")
+
+
+def test_a_failed_deferred_batch_backend_leaves_batches_on_the_single_one(
+    exported: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(predictor_module, "choose_backends", _pick("onnx-int8", "torch-bf16"))
+    real_load = predictor_module._load_backend
+
+    def broken_torch(folder: Path, name: str, threads: int) -> object:
+        if name == "torch-bf16":
+            raise ModelLoadError("weights unreadable")
+        return real_load(folder, name, threads)
+
+    monkeypatch.setattr(predictor_module, "_load_backend", broken_torch)
+    with caplog.at_level(logging.ERROR, logger="tweet_classifier.predictor"):
+        predictor = Predictor.load(exported, defer_batch=True, warn_unverified=False)
+        assert predictor.batch_ready.wait(timeout=60)
+    assert predictor.backend_batch == "onnx-int8"
+    assert len(predictor.predict_batch(TOKENIZER_TEXTS)) == len(TOKENIZER_TEXTS)
+    assert "batch backend torch-bf16 failed to load (weights unreadable); batches stay on onnx-int8" in caplog.text
+
+
+def test_onnx_loads_use_the_exported_tokenizer_and_fall_back_without_it(exported: Path, tmp_path: Path) -> None:
+    model_copy = Path(shutil.copytree(exported, tmp_path / "model"))
+    exported_tokenizer = Predictor.load(model_copy, backend="onnx-fp32")
+    assert exported_tokenizer._tokenizer is None
+    (model_copy / "onnx" / "tokenizer.json").unlink()
+    transformers_tokenizer = Predictor.load(model_copy, backend="onnx-fp32")
+    assert transformers_tokenizer._tokenizer is not None
+    for first, second in zip(
+        exported_tokenizer.predict_batch(TOKENIZER_TEXTS),
+        transformers_tokenizer.predict_batch(TOKENIZER_TEXTS),
+        strict=True,
+    ):
+        assert first.scores == second.scores
+    (model_copy / "onnx" / "tokenizer.json").write_text("{not a tokenizer", encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=r"tokenizer\.json is corrupt"):
+        Predictor.load(model_copy, backend="onnx-fp32")
+
+
+def test_cpu_description_reads_the_instruction_sets() -> None:
+    described = predictor_module.cpu_description()
+    assert set(described) == {"machine", "model", "isa", "physical_cores"}
+    assert described["physical_cores"] >= 1
+    assert set(described["isa"]) <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}

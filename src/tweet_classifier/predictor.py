@@ -60,6 +60,12 @@ ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model-int8.onnx", CASCADE
 # and BiasGelu is no faster than Add + Gelu; without both, int8 runs at 1.75 instead of 2.11 ms p50.
 SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
 CASCADE_NAME = "cascade.json"
+# The Rust tokenizer, truncation and padding set, so ONNX-only loads skip transformers (and torch).
+TOKENIZER_NAME = "tokenizer.json"
+# The instruction sets that decide which backend is fastest (int8 VNNI/AMX, bf16 AVX512/AMX).
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+# Model input -> attribute of a tokenizers.Encoding.
+_TOKENIZER_COLUMNS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 CASCADE_FORMAT_VERSION = 1
 # The cascade graph takes its margin as an input, fed from cascade.json (calibrated by export).
 CASCADE_MARGIN_INPUT = "cascade_margin"
@@ -152,20 +158,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def cpu_description() -> dict[str, Any]:
-    """What the latency numbers in a parity report were measured on."""
+    """What the latency numbers in a parity report were measured on (from /proc/cpuinfo: no torch import)."""
     import platform
 
-    import torch
-
-    flags = ""
+    flags: set[str] = set()
+    model = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+        lines = cpuinfo.read_text().splitlines()
+        flags = set(next((line for line in lines if line.startswith("flags")), "").split())
+        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), model)
     return {
         "machine": platform.machine(),
-        "torch_capability": torch.backends.cpu.get_cpu_capability(),
-        "amx_bf16": "amx_bf16" in flags.split(),
-        "avx512_bf16": "avx512_bf16" in flags.split(),
+        "model": model,
+        "isa": [flag for flag in _ISA_FLAGS if flag in flags],
         "physical_cores": default_num_threads(),
     }
 
@@ -299,9 +305,13 @@ class Predictor:
         self.max_chars = max_chars
         self.max_length = manifest.max_length
         self.batch_size = batch_size
-        self._tokenizer = tokenizer
-        self._input_names = tuple(tokenizer.model_input_names)
-        self._encoder = _rust_encoder(tokenizer, self.max_length)
+        # ``tokenizer`` is either the transformers tokenizer or, for ONNX-only loads, the Rust tokenizer
+        # export saved (onnx/tokenizer.json: truncation and padding already set, no transformers import).
+        self._tokenizer = None if _is_rust_tokenizer(tokenizer) else tokenizer
+        self._encoder = tokenizer if self._tokenizer is None else rust_encoder(tokenizer, self.max_length)
+        self._input_names = tuple(_TOKENIZER_COLUMNS) if self._tokenizer is None else tuple(tokenizer.model_input_names)
+        # Set once the batch backend is loaded and warm (at once, unless load(defer_batch=True)).
+        self.batch_ready = threading.Event()
         # Fast tokenizers are Rust objects behind a RefCell: two threads calling one at once raise
         # "Already borrowed". Tokenizing one text takes ~0.04 ms, so a lock costs less than per-thread copies.
         self._tokenizer_lock = threading.Lock()
@@ -319,11 +329,18 @@ class Predictor:
         num_threads: int | None = None,
         batch_size: int = 32,
         warn_unverified: bool = True,
+        defer_batch: bool = False,
     ) -> Predictor:
         """Load a model folder or Hub id (at ``revision``), pick backends, warm up, return.
 
         ``warn_unverified=False`` silences the warning about an explicit backend without a passing
         parity report (``export`` sets it while it is writing that report).
+
+        ``defer_batch=True`` (the app): return once the single-text backend is warm; a different batch
+        backend loads and warms on a background thread and takes over batches when it is ready
+        (``batch_ready``); until then batches run on the single-text backend, with the same labels
+        (both passed parity). With ONNX for single texts this start needs neither torch nor
+        transformers: about 1 s instead of 4-5 s on the 2-core dev box.
         """
         started = time.perf_counter()
         if backend != "auto" and backend not in BACKENDS:
@@ -352,21 +369,30 @@ class Predictor:
             single_name = batch_name = backend
             if warn_unverified:
                 _warn_if_unverified(folder, backend, weights_sha256)
-        tokenizer = _load_tokenizer(folder)
-        loaded: dict[str, _Backend] = {}
-        for name in dict.fromkeys((single_name, batch_name)):
-            loaded[name] = _load_backend(folder, name, threads, tuple(tokenizer.model_input_names))
+        deferred = defer_batch and batch_name != single_name
+        now = (single_name,) if deferred else tuple(dict.fromkeys((single_name, batch_name)))
+        tokenizer = _load_tokenizer(folder, onnx_only=all(name in ONNX_FILES for name in now))
+        loaded = {name: _load_backend(folder, name, threads) for name in now}
         predictor = cls(
             folder=folder,
             manifest=manifest,
             tokenizer=tokenizer,
             single=loaded[single_name],
-            batch=loaded[batch_name],
+            batch=loaded[single_name if deferred else batch_name],
             model_version=hub_version or f"{folder.resolve().name}@{weights_sha256[:12]}",
             max_chars=max_chars or manifest.max_chars,
             batch_size=batch_size,
         )
         predictor._warm_up()
+        if deferred:
+            threading.Thread(
+                target=predictor._load_batch_backend,
+                args=(batch_name, threads, started),
+                name="batch-backend-loader",
+                daemon=True,
+            ).start()
+        else:
+            predictor.batch_ready.set()
         logger.info(
             "loaded %s (%s / %s, %d threads) in %.2fs",
             predictor.model_version,
@@ -379,17 +405,36 @@ class Predictor:
 
     def _warm_up(self) -> None:
         for backend in {self._single.name: self._single, self._batch.name: self._batch}.values():
-            width = backend.logits(self._tokenize(["warm up"])).shape[-1]
-            if width != len(self.labels):
-                raise ModelLoadError(
-                    f"{self.folder}: backend {backend.name} outputs {width} scores but the manifest lists "
-                    f"{len(self.labels)} labels; re-export (`tweet-classifier export`) or retrain"
-                )
+            self._check_width(backend)
         # First calls allocate buffers and pick kernels per shape; pay that here, not on a user's request.
         texts = [text[: self.max_chars] for text in _WARMUP_TEXTS]
         for text in texts:
             self.predict(text)
         self.predict_batch(texts * 2)
+
+    def _check_width(self, backend: _Backend) -> None:
+        width = backend.logits(self._tokenize(["warm up"])).shape[-1]
+        if width != len(self.labels):
+            raise ModelLoadError(
+                f"{self.folder}: backend {backend.name} outputs {width} scores but the manifest lists "
+                f"{len(self.labels)} labels; re-export (`tweet-classifier export`) or retrain"
+            )
+
+    def _load_batch_backend(self, name: str, threads: int, started: float) -> None:
+        """Background thread of ``load(defer_batch=True)``: load, check and warm ``name``, then swap it in."""
+        try:
+            backend = _load_backend(self.folder, name, threads)
+            self._check_width(backend)
+            texts = [text[: self.max_chars] for text in _WARMUP_TEXTS]
+            self._predict_many(texts * 2, backend)
+        except Exception as error:  # any failure leaves batches on the single-text backend, which works
+            logger.error("batch backend %s failed to load (%s); batches stay on %s", name, error, self.backend_single)
+        else:
+            self._batch = backend
+            self.backend_batch = name
+            logger.info("batch backend %s ready %.2fs after the load began", name, time.perf_counter() - started)
+        finally:
+            self.batch_ready.set()
 
     def validate(self, text: object) -> str:
         """The text itself if it can be classified; raises ``InvalidInputError`` otherwise. O(1) for huge inputs."""
@@ -446,9 +491,8 @@ class Predictor:
             return {name: np.asarray(values, dtype=np.int64) for name, values in encoded.items()}
         with self._tokenizer_lock:
             encodings = [self._encoder.encode(texts[0])] if len(texts) == 1 else self._encoder.encode_batch(texts)
-        columns = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
         return {
-            name: np.array([getattr(encoding, columns[name]) for encoding in encodings], dtype=np.int64)
+            name: np.array([getattr(encoding, _TOKENIZER_COLUMNS[name]) for encoding in encodings], dtype=np.int64)
             for name in self._input_names
         }
 
@@ -500,7 +544,7 @@ def _warn_if_unverified(folder: Path, backend: str, weights_sha256: str) -> None
         )
 
 
-def _rust_encoder(tokenizer: Any, max_length: int) -> Any:
+def rust_encoder(tokenizer: Any, max_length: int) -> Any:
     """The fast tokenizer's own Rust ``Tokenizer``, copied and set to truncate and pad like
     ``tokenizer(texts, padding=True, truncation=True, max_length=...)``; ``None`` for slow tokenizers.
 
@@ -524,7 +568,23 @@ def _rust_encoder(tokenizer: Any, max_length: int) -> Any:
     return encoder
 
 
-def _load_tokenizer(folder: Path) -> Any:
+def _is_rust_tokenizer(tokenizer: Any) -> bool:
+    from tokenizers import Tokenizer
+
+    return isinstance(tokenizer, Tokenizer)
+
+
+def _load_tokenizer(folder: Path, onnx_only: bool = False) -> Any:
+    """The exported Rust tokenizer (``onnx/tokenizer.json``) when only ONNX backends load now, else
+    the transformers tokenizer (which imports torch: ~3 s of a cold start on two cores)."""
+    exported = folder / ONNX_DIR / TOKENIZER_NAME
+    if onnx_only and exported.is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            return Tokenizer.from_file(str(exported))
+        except Exception as error:  # tokenizers raises a bare Exception on bad JSON
+            raise ModelLoadError(f"{exported} is corrupt ({error}); re-run `tweet-classifier export`") from None
     from transformers import AutoTokenizer
 
     try:
@@ -533,7 +593,7 @@ def _load_tokenizer(folder: Path) -> Any:
         raise ModelLoadError(f"cannot load the tokenizer from {folder} ({error}); re-save the model folder") from None
 
 
-def _load_backend(folder: Path, name: str, threads: int, tokenizer_inputs: tuple[str, ...]) -> _Backend:
+def _load_backend(folder: Path, name: str, threads: int) -> _Backend:
     if name == CASCADE_BACKEND:
         margin = np.array(_cascade_margin(folder), dtype=np.float32)
         return _load_onnx(folder, name, threads, constants={CASCADE_MARGIN_INPUT: margin})
@@ -552,8 +612,9 @@ def _load_backend(folder: Path, name: str, threads: int, tokenizer_inputs: tuple
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise ModelLoadError(f"cannot load the weights in {folder} ({error}); retrain or re-download") from None
     model.eval()
-    # DistilBERT-style models take no token_type_ids; feed only what forward() accepts.
+    # DistilBERT-style models take no token_type_ids; feed only what the tokenizer makes and forward() accepts.
     accepted = set(inspect.signature(model.forward).parameters)
+    tokenizer_inputs = _load_tokenizer(folder).model_input_names
     return _TorchBackend(name, model, tuple(name for name in tokenizer_inputs if name in accepted))
 
 

@@ -164,7 +164,10 @@ def load_real_predictor(model: str, revision: str | None, inference: InferenceCo
     from tweet_classifier.predictor import Predictor
 
     # max_chars None: the model folder's own cap (manifest.max_chars) applies.
-    return Predictor.load(model, revision=revision, backend=inference.backend, batch_size=inference.batch_size)
+    # defer_batch: healthy as soon as single texts are served warm; the batch backend joins in the background.
+    return Predictor.load(
+        model, revision=revision, backend=inference.backend, batch_size=inference.batch_size, defer_batch=True
+    )
 
 
 def model_metadata_dir(model: str, revision: str | None) -> Path | None:
