@@ -18,7 +18,18 @@ from tweet_classifier.benchmark import (
     markdown_table,
 )
 
-ROW_KEYS = {"backend", "p50_ms", "p95_ms", "p99_ms", "texts_per_s", "load_s", "rss_mb", "agreement", "macro_f1"}
+ROW_KEYS = {
+    "backend",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "texts_per_s",
+    "load_s",
+    "rss_mb",
+    "agreement",
+    "macro_f1",
+    "per_round",
+}
 
 
 def test_benchmark_command_writes_valid_json_and_a_table(
@@ -117,6 +128,7 @@ def test_rounds_interleave_backends_and_report_medians(
     assert result["rounds"] == 3
     for row in result["rows"]:
         assert row["p50_ms"] == row["texts_per_s"] == row["load_s"] == 2.0
+        assert row["per_round"] == dict.fromkeys(("p50_ms", "texts_per_s", "load_s"), per_round)
 
 
 def test_bad_arguments_exit_2(exported: Path, run_config: Path, tmp_path: Path) -> None:

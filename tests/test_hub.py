@@ -35,6 +35,7 @@ PUBLISHED = [
     "onnx/model-int8.onnx",
     "onnx/model.onnx",
     "onnx/parity.json",
+    "onnx/tokenizer.json",
     "run_config.yaml",
     "tokenizer.json",
     "tokenizer_config.json",
@@ -76,6 +77,7 @@ def make_publishable_folder(tiny_model_dir: Path, target: Path) -> Path:
     _identity_onnx(target / "onnx" / "model-cascade.onnx")
     (target / "onnx" / "parity.json").write_text(json.dumps({"agreement": 1.0}), encoding="utf-8")
     (target / "onnx" / "cascade.json").write_text(json.dumps({"margin": 0.5}), encoding="utf-8")
+    (target / "onnx" / "tokenizer.json").write_text(json.dumps({"version": "1.0"}), encoding="utf-8")
     # What a training run leaves behind and a push must not publish.
     (target / "checkpoint-6").mkdir()
     (target / "checkpoint-6" / "optimizer.pt").write_bytes(b"optimizer state")
@@ -139,6 +141,7 @@ def assert_token_only_in_authorization_headers(stub: HubStub) -> None:
         ("onnx/model.onnx.data", True),
         ("onnx/parity.json", True),
         ("onnx/cascade.json", True),
+        ("onnx/tokenizer.json", True),
         ("onnx/model-cascade.onnx", True),
         ("onnx/nested/other.onnx", False),
         ("checkpoint-6/model.safetensors", False),

@@ -550,3 +550,40 @@ def test_cpu_description_reads_the_instruction_sets() -> None:
     assert set(described) == {"machine", "model", "isa", "physical_cores"}
     assert described["physical_cores"] >= 1
     assert set(described["isa"]) <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
+
+
+RACE_SCRIPT = """
+import sys, threading, time
+from pathlib import Path
+from tweet_classifier import predictor
+folder = Path(sys.argv[1])
+errors = []
+def batch_backend():
+    try:
+        predictor._load_backend(folder, "torch-fp32", 1)
+    except Exception as error:
+        errors.append(repr(error))
+thread = threading.Thread(target=batch_backend)
+thread.start()
+time.sleep(float(sys.argv[2]))
+try:
+    predictor._load_tokenizer(folder)
+except Exception as error:
+    errors.append(repr(error))
+thread.join()
+print(errors)
+sys.exit(1 if errors else 0)
+"""
+
+
+@pytest.mark.parametrize("delay", ["0.3", "0.8"])
+def test_transformers_imports_from_two_threads_do_not_collide(tiny_model_dir: Path, delay: str) -> None:
+    # Without the import lock, a tokenizer imported while another thread is first importing the model
+    # class fails with "cannot import name 'AutoTokenizer' from 'transformers'" (a fresh process is needed).
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", RACE_SCRIPT, str(tiny_model_dir), delay], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr[-2000:]

@@ -486,3 +486,15 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path) -> None:
     # uvicorn re-raises the captured SIGTERM after its graceful shutdown, so the exit status is -SIGTERM.
     assert process.returncode in (0, -signal.SIGTERM)
     assert "Finished server process" in output
+
+
+def test_unk_counter_reads_the_exported_or_the_transformers_tokenizer(exported: Path, tiny_model_dir: Path) -> None:
+    from tweet_classifier.serve import _UnkCounter
+
+    rust = _UnkCounter.load(exported)  # onnx/tokenizer.json: no transformers import
+    hf = _UnkCounter.load(tiny_model_dir)  # no onnx/ folder: AutoTokenizer
+    texts = ["@user my bag is lost", "ⓤⓝⓚⓝⓞⓦⓝ ꙮ glyphs", "word " * 200]
+    assert rust.unk_id == hf.unk_id is not None
+    for text in texts:
+        assert rust.ids(text) == hf.ids(text)
+    assert len(rust.ids(texts[2])) == 200  # every token counts: the model's truncation is off here

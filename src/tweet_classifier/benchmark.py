@@ -233,11 +233,13 @@ def benchmark(
 
 
 def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One row per backend: each timing's median over the rounds (labels: the first round's)."""
+    """One row per backend: each timing's median over the rounds (labels: the first round's), and the
+    per-round p50, texts/s and load time, so the spread is on record."""
     row = dict(runs[0])
     for key in ("p50_ms", "p95_ms", "p99_ms", "texts_per_s", "load_s", "rss_mb", "batch_ready_s"):
         if key in row:
             row[key] = round(statistics.median(run[key] for run in runs), 3)
+    row["per_round"] = {key: [run[key] for run in runs] for key in ("p50_ms", "texts_per_s", "load_s")}
     return row
 
 

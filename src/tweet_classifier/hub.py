@@ -76,6 +76,7 @@ MODEL_ALLOW_LIST = (
     "onnx/*.onnx_data",
     "onnx/parity.json",
     "onnx/cascade.json",
+    "onnx/tokenizer.json",
 )
 # Without these a pushed revision cannot be loaded or judged.
 MODEL_REQUIRED = ("config.json", "model.safetensors", MANIFEST_NAME, "tokenizer_config.json", "metrics.json")

@@ -88,6 +88,21 @@ _WARMUP_TEXTS = (
 )
 
 
+# transformers' lazy module is not safe to import from two threads at once: while one thread is inside a
+# first `from transformers import X`, the other gets "cannot import name 'Y' from 'transformers'". The
+# app loads its batch backend on a thread while the main thread serves, so every transformers import in
+# this package goes through this lock.
+_TRANSFORMERS_IMPORT_LOCK = threading.Lock()
+
+
+def transformers_attribute(name: str) -> Any:
+    """``transformers.<name>``, imported under the package-wide import lock."""
+    with _TRANSFORMERS_IMPORT_LOCK:
+        import transformers
+
+        return getattr(transformers, name)
+
+
 class InvalidInputError(TweetClassifierError):
     """The text cannot be classified (None, not a str, empty, too long, not valid Unicode)."""
 
@@ -122,7 +137,7 @@ class _TorchBackend:
 
         # inference_mode makes concurrent forward passes on one shared module safe (no autograd state).
         with torch.inference_mode():
-            tensors = {name: torch.from_numpy(encoded[name]) for name in self.input_names}
+            tensors = {name: torch.from_numpy(encoded[name]) for name in self.input_names if name in encoded}
             return self.model(**tensors).logits.float().numpy()
 
 
@@ -585,10 +600,9 @@ def _load_tokenizer(folder: Path, onnx_only: bool = False) -> Any:
             return Tokenizer.from_file(str(exported))
         except Exception as error:  # tokenizers raises a bare Exception on bad JSON
             raise ModelLoadError(f"{exported} is corrupt ({error}); re-run `tweet-classifier export`") from None
-    from transformers import AutoTokenizer
-
+    auto_tokenizer = transformers_attribute("AutoTokenizer")
     try:
-        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+        return auto_tokenizer.from_pretrained(str(folder), trust_remote_code=False)
     except (OSError, ValueError, TypeError) as error:
         raise ModelLoadError(f"cannot load the tokenizer from {folder} ({error}); re-save the model folder") from None
 
@@ -600,22 +614,25 @@ def _load_backend(folder: Path, name: str, threads: int) -> _Backend:
     if name in ONNX_FILES:
         return _load_onnx(folder, name, threads)
     import torch
-    from transformers import AutoModelForSequenceClassification
 
     # Process-wide, set once here: the app shares the process with nothing else that computes.
     torch.set_num_threads(threads)
     dtype = torch.bfloat16 if name == "torch-bf16" else torch.float32
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(folder), dtype=dtype, use_safetensors=True, trust_remote_code=False
-        )
+        # from_pretrained imports the architecture's modeling module lazily: under the import lock too.
+        with _TRANSFORMERS_IMPORT_LOCK:
+            from transformers import AutoModelForSequenceClassification
+
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(folder), dtype=dtype, use_safetensors=True, trust_remote_code=False
+            )
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise ModelLoadError(f"cannot load the weights in {folder} ({error}); retrain or re-download") from None
     model.eval()
-    # DistilBERT-style models take no token_type_ids; feed only what the tokenizer makes and forward() accepts.
+    # DistilBERT-style models take no token_type_ids: feed only what forward() accepts (and, per call, what
+    # the tokenizer made).
     accepted = set(inspect.signature(model.forward).parameters)
-    tokenizer_inputs = _load_tokenizer(folder).model_input_names
-    return _TorchBackend(name, model, tuple(name for name in tokenizer_inputs if name in accepted))
+    return _TorchBackend(name, model, tuple(name for name in _TOKENIZER_COLUMNS if name in accepted))
 
 
 def _cascade_margin(folder: Path) -> float:

@@ -160,6 +160,37 @@ def newest_local_model(models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
     return max(manifests, key=lambda path: path.stat().st_mtime).parent
 
 
+class _UnkCounter:
+    """Token ids of a text, without special tokens, and the [UNK] id, from either tokenizer kind."""
+
+    def __init__(self, ids: Callable[[str], list[int]], unk_id: int | None) -> None:
+        self.ids = ids
+        self.unk_id = unk_id
+
+    @classmethod
+    def load(cls, folder: Path) -> _UnkCounter:
+        from tweet_classifier.predictor import ONNX_DIR, TOKENIZER_NAME, transformers_attribute
+
+        exported = folder / ONNX_DIR / TOKENIZER_NAME
+        if exported.is_file():
+            from tokenizers import Tokenizer
+
+            rust = Tokenizer.from_file(str(exported))
+            rust.no_truncation()  # exported for the model (max_length, padding); here every token counts
+            rust.no_padding()
+            unk_token = getattr(rust.model, "unk_token", None)
+            return cls(
+                lambda text: list(rust.encode(text, add_special_tokens=False).ids),
+                rust.token_to_id(unk_token) if unk_token else None,
+            )
+        # A private copy: a fast tokenizer shared across threads can fail with "Already borrowed".
+        tokenizer = transformers_attribute("AutoTokenizer").from_pretrained(str(folder))
+        return cls(
+            lambda text: list(tokenizer(text, add_special_tokens=False, truncation=True, max_length=512)["input_ids"]),
+            tokenizer.unk_token_id,
+        )
+
+
 def load_real_predictor(model: str, revision: str | None, inference: InferenceConfig) -> PredictorLike:
     from tweet_classifier.predictor import Predictor
 
@@ -442,13 +473,12 @@ class ClassifierService:
             logger.exception("drift bookkeeping failed for one request")
 
     def _tokenizer_or_none(self) -> Any:
+        """A private tokenizer for the [UNK] share: the exported Rust one when the folder has it (no
+        transformers import on the first request), else the transformers one."""
         with self._tokenizer_lock:
             if self._tokenizer is None and self._metadata_dir is not None:
                 try:
-                    from transformers import AutoTokenizer
-
-                    # A private copy: a fast tokenizer shared across threads can fail with "Already borrowed".
-                    self._tokenizer = AutoTokenizer.from_pretrained(str(self._metadata_dir))
+                    self._tokenizer = _UnkCounter.load(self._metadata_dir)
                 except Exception:
                     logger.warning("no tokenizer in %s: [UNK] share is not measured", self._metadata_dir)
                     self._metadata_dir = None
@@ -456,11 +486,11 @@ class ClassifierService:
 
     def unk_share(self, normalized_text: str) -> float:
         tokenizer = self._tokenizer_or_none()
-        if tokenizer is None or tokenizer.unk_token_id is None:
+        if tokenizer is None or tokenizer.unk_id is None:
             return 0.0
         with self._tokenizer_lock:
-            ids = tokenizer(normalized_text, add_special_tokens=False, truncation=True, max_length=512)["input_ids"]
-        return ids.count(tokenizer.unk_token_id) / len(ids) if ids else 0.0
+            ids = tokenizer.ids(normalized_text)
+        return ids.count(tokenizer.unk_id) / len(ids) if ids else 0.0
 
     # ---- reference and canary --------------------------------------------------------------------
     def _reference_and_canary(self) -> tuple[DriftReference | None, tuple[list[str], list[str]] | None]:
