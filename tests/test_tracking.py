@@ -133,12 +133,17 @@ def test_offline_run_logs_results_that_read_back(tmp_path, monkeypatch):
             assert b"hf_canaryDoNotLeak" not in path.read_bytes(), path
 
 
-def test_flat_cleaning_reports_are_logged_too(tmp_path):
+def _finished_run_with_a_flat_report(tmp_path):
     config = load_config([write_synthetic_config(tmp_path / "data", rows=30)], ["tracking.mode=offline"])
     run = tracking.start_run(config)
     tracking.log_final_results(run, {"test": {"macro_f1": 0.5}}, {"rows": 10, "source": "x.csv"})
     run_dir = run.run_dir
     run.finish()
+    return run_dir
+
+
+def test_flat_cleaning_reports_are_logged_too(tmp_path):
+    run_dir = _finished_run_with_a_flat_report(tmp_path)
     record = tracking.read_offline_run(run_dir)
     assert record.tables["data/cleaning_report"]["data"] == [["rows", "10"], ["source", "x.csv"]]
 
@@ -231,11 +236,7 @@ def test_reading_an_unfinished_run_waits_then_warns(tmp_path, caplog):
 
 
 def test_a_record_still_being_written_is_read_again(tmp_path, monkeypatch, caplog):
-    config = load_config([write_synthetic_config(tmp_path / "data", rows=30)], ["tracking.mode=offline"])
-    run = tracking.start_run(config)
-    tracking.log_final_results(run, {"test": {"macro_f1": 0.5}}, {"rows": 10, "source": "x.csv"})
-    run_dir = run.run_dir
-    run.finish()
+    run_dir = _finished_run_with_a_flat_report(tmp_path)
     complete = tracking.read_offline_run(run_dir)
     real_records = tracking._iter_log_records
     calls = []
