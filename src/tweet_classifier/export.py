@@ -27,16 +27,16 @@ Why these choices:
   (agreement 0.988, max probability difference 0.30), so ``onnx-int8`` alone fails parity. Keeping the
   most sensitive MatMuls in fp32 (chosen on the train split: the first three layers' feed-forward
   blocks) needs four of them to reach 0.996 and gives back a third of int8's gain (2.64 against 2.10
-  ms; fp32 3.75). The ``onnx-int8-cascade``
-  backend keeps it instead: int8 answers, and the texts whose int8 top-two margin is under the
-  calibrated margin (``cascade.json``) are recomputed in fp32.
+  ms; fp32 3.75). The ``onnx-int8-cascade`` backend keeps it instead: int8 answers, and the texts
+  whose int8 top-two margin is under the calibrated margin (``cascade.json``) are recomputed in fp32,
+  inside the same graph and session (``build_cascade``).
 * Block-wise weight-only int8 (``MatMulNBits``, 8 bits, blocks of 32) passed parity (0.999) but ran
   slower than fp32 on real tweets (5.1 vs 4.1 ms), so it is not used.
 * Quantize the fused graph, then let ONNX Runtime apply its own graph passes to each file and save the
   result: saving the optimized graph moves that cost from every app start to export time.
 
 The ONNX files go in through ``atomic_folder`` (the whole ``onnx/`` folder appears at once, with no
-parity report yet, so ``auto`` keeps using torch until the report below is written atomically).
+calibration or parity report yet, so ``auto`` keeps using torch until both are written atomically).
 """
 
 from __future__ import annotations

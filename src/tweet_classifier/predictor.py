@@ -54,7 +54,6 @@ BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", CASCADE_BACKEN
 REFERENCE_BACKEND = "torch-fp32"
 ONNX_DIR = "onnx"
 ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model-int8.onnx", CASCADE_BACKEND: "model-cascade.onnx"}
-# The files each ONNX-based backend needs in onnx/.
 # ORT graph passes left off, at export and at load: on this CPU ORT 1.32's fused SkipLayerNormalization
 # takes 40 us per call at 27 x 384 against 17 us for the Add + LayerNormalization it replaces (2 threads),
 # and BiasGelu is no faster than Add + Gelu; without both, int8 runs at 1.75 instead of 2.11 ms p50.
@@ -69,6 +68,7 @@ _TOKENIZER_COLUMNS = {"input_ids": "ids", "attention_mask": "attention_mask", "t
 CASCADE_FORMAT_VERSION = 1
 # The cascade graph takes its margin as an input, fed from cascade.json (calibrated by export).
 CASCADE_MARGIN_INPUT = "cascade_margin"
+# The files each ONNX-based backend needs in onnx/.
 BACKEND_FILES = {name: (file,) for name, file in ONNX_FILES.items()} | {
     CASCADE_BACKEND: (ONNX_FILES[CASCADE_BACKEND], CASCADE_NAME)
 }
