@@ -567,7 +567,7 @@ thread = threading.Thread(target=batch_backend)
 thread.start()
 time.sleep(float(sys.argv[2]))
 try:
-    predictor._load_tokenizer(folder)
+    predictor.load_tokenizer(folder)
 except Exception as error:
     errors.append(repr(error))
 thread.join()

@@ -41,7 +41,7 @@ from typing import Any
 
 from tweet_classifier.artifact import write_json_atomic
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.export import THROUGHPUT_PASSES
+from tweet_classifier.export import THROUGHPUT_PASSES, batch_throughput, single_latencies_ms
 
 logger = logging.getLogger(__name__)
 
@@ -112,24 +112,14 @@ def measure_backend(model_dir: Path, backend: str, texts: list[str], threads: in
         predictor.batch_ready.wait()
         batch_ready_s = time.perf_counter() - started
         serves = [predictor.backend_single, predictor.backend_batch]
-    latencies_ms = []
-    for text in texts[:MAX_LATENCY_TEXTS]:
-        started = time.perf_counter()
-        predict_one(text)
-        latencies_ms.append((time.perf_counter() - started) * 1000)
-    elapsed = []
-    for _ in range(THROUGHPUT_PASSES):
-        labels: list[str] = []
-        started = time.perf_counter()
-        for start in range(0, len(texts), THROUGHPUT_BATCH):
-            labels.extend(predict_many(texts[start : start + THROUGHPUT_BATCH]))
-        elapsed.append(time.perf_counter() - started)
+    latencies_ms = single_latencies_ms(predict_one, texts[:MAX_LATENCY_TEXTS])
+    texts_per_s, labels = batch_throughput(predict_many, texts, THROUGHPUT_BATCH)
     row = {
         "backend": backend,
         "p50_ms": round(statistics.median(latencies_ms), 3),
         "p95_ms": round(_percentile(latencies_ms, 0.95), 3),
         "p99_ms": round(_percentile(latencies_ms, 0.99), 3),
-        "texts_per_s": round(len(texts) / min(elapsed), 1),
+        "texts_per_s": round(texts_per_s, 1),
         "load_s": round(load_s, 3),
         "rss_mb": round(_peak_rss_mb(), 1),
         "labels": labels,

@@ -48,7 +48,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -370,27 +370,40 @@ def _save_optimized(source: Path, target: Path) -> None:
     )
 
 
-def measure_latency(predictor: Predictor, texts: list[str], batch_size: int = 32) -> dict[str, float]:
-    """p50 of one-text predictions (normalization and tokenization included) and batch throughput.
-
-    Throughput is the faster of two passes, as in ``benchmark``: the first meets each batch shape for
-    the first time, and bf16 builds its oneDNN kernels per shape (on a 200-text sample that first pass
-    alone made torch-bf16 look no faster than the int8 cascade).
-    """
-    single_ms = []
+def single_latencies_ms(predict_one: Callable[[str], Any], texts: list[str]) -> list[float]:
+    """Wall time of each one-text call, in milliseconds."""
+    timings = []
     for text in texts:
         started = time.perf_counter()
-        predictor.predict(text)
-        single_ms.append((time.perf_counter() - started) * 1000)
+        predict_one(text)
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def batch_throughput(
+    predict_many: Callable[[list[str]], list[Any]], texts: list[str], batch_size: int
+) -> tuple[float, list[Any]]:
+    """Texts/s over ``texts`` in batches, the faster of ``THROUGHPUT_PASSES`` passes, and the last
+    pass's outputs. The first pass meets each batch shape for the first time, and bf16 builds its
+    oneDNN kernels per shape (on a 200-text sample that first pass alone made torch-bf16 look no faster
+    than the int8 cascade); a running server has long paid that."""
     elapsed = []
+    outputs: list[Any] = []
     for _ in range(THROUGHPUT_PASSES):
+        outputs = []
         started = time.perf_counter()
         for start in range(0, len(texts), batch_size):
-            predictor.predict_batch(texts[start : start + batch_size])
+            outputs.extend(predict_many(texts[start : start + batch_size]))
         elapsed.append(time.perf_counter() - started)
+    return len(texts) / min(elapsed), outputs
+
+
+def measure_latency(predictor: Predictor, texts: list[str], batch_size: int = 32) -> dict[str, float]:
+    """p50 of one-text predictions (normalization and tokenization included) and batch throughput."""
+    texts_per_s, _ = batch_throughput(predictor.predict_batch, texts, batch_size)
     return {
-        "p50_ms_batch1": round(statistics.median(single_ms), 3),
-        "texts_per_s_batch32": round(len(texts) / min(elapsed), 1),
+        "p50_ms_batch1": round(statistics.median(single_latencies_ms(predictor.predict, texts)), 3),
+        "texts_per_s_batch32": round(texts_per_s, 1),
     }
 
 

@@ -322,7 +322,7 @@ class Predictor:
         self.batch_size = batch_size
         # ``tokenizer`` is either the transformers tokenizer or, for ONNX-only loads, the Rust tokenizer
         # export saved (onnx/tokenizer.json: truncation and padding already set, no transformers import).
-        self._tokenizer = None if _is_rust_tokenizer(tokenizer) else tokenizer
+        self._tokenizer = None if is_rust_tokenizer(tokenizer) else tokenizer
         self._encoder = tokenizer if self._tokenizer is None else rust_encoder(tokenizer, self.max_length)
         self._input_names = tuple(_TOKENIZER_COLUMNS) if self._tokenizer is None else tuple(tokenizer.model_input_names)
         # Set once the batch backend is loaded and warm (at once, unless load(defer_batch=True)).
@@ -386,7 +386,7 @@ class Predictor:
                 _warn_if_unverified(folder, backend, weights_sha256)
         deferred = defer_batch and batch_name != single_name
         now = (single_name,) if deferred else tuple(dict.fromkeys((single_name, batch_name)))
-        tokenizer = _load_tokenizer(folder, onnx_only=all(name in ONNX_FILES for name in now))
+        tokenizer = load_tokenizer(folder, onnx_only=all(name in ONNX_FILES for name in now))
         loaded = {name: _load_backend(folder, name, threads) for name in now}
         predictor = cls(
             folder=folder,
@@ -422,10 +422,13 @@ class Predictor:
         for backend in {self._single.name: self._single, self._batch.name: self._batch}.values():
             self._check_width(backend)
         # First calls allocate buffers and pick kernels per shape; pay that here, not on a user's request.
-        texts = [text[: self.max_chars] for text in _WARMUP_TEXTS]
+        texts = self._warmup_texts()
         for text in texts:
             self.predict(text)
         self.predict_batch(texts * 2)
+
+    def _warmup_texts(self) -> list[str]:
+        return [text[: self.max_chars] for text in _WARMUP_TEXTS]
 
     def _check_width(self, backend: _Backend) -> None:
         width = backend.logits(self._tokenize(["warm up"])).shape[-1]
@@ -440,8 +443,7 @@ class Predictor:
         try:
             backend = _load_backend(self.folder, name, threads)
             self._check_width(backend)
-            texts = [text[: self.max_chars] for text in _WARMUP_TEXTS]
-            self._predict_many(texts * 2, backend)
+            self._predict_many(self._warmup_texts() * 2, backend)
         except Exception as error:  # any failure leaves batches on the single-text backend, which works
             logger.error("batch backend %s failed to load (%s); batches stay on %s", name, error, self.backend_single)
         else:
@@ -583,13 +585,13 @@ def rust_encoder(tokenizer: Any, max_length: int) -> Any:
     return encoder
 
 
-def _is_rust_tokenizer(tokenizer: Any) -> bool:
+def is_rust_tokenizer(tokenizer: Any) -> bool:
     from tokenizers import Tokenizer
 
     return isinstance(tokenizer, Tokenizer)
 
 
-def _load_tokenizer(folder: Path, onnx_only: bool = False) -> Any:
+def load_tokenizer(folder: Path, onnx_only: bool = False) -> Any:
     """The exported Rust tokenizer (``onnx/tokenizer.json``) when only ONNX backends load now, else
     the transformers tokenizer (which imports torch: ~3 s of a cold start on two cores)."""
     exported = folder / ONNX_DIR / TOKENIZER_NAME

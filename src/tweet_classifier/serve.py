@@ -169,22 +169,19 @@ class _UnkCounter:
 
     @classmethod
     def load(cls, folder: Path) -> _UnkCounter:
-        from tweet_classifier.predictor import ONNX_DIR, TOKENIZER_NAME, transformers_attribute
+        from tweet_classifier.predictor import is_rust_tokenizer, load_tokenizer
 
-        exported = folder / ONNX_DIR / TOKENIZER_NAME
-        if exported.is_file():
-            from tokenizers import Tokenizer
-
-            rust = Tokenizer.from_file(str(exported))
-            rust.no_truncation()  # exported for the model (max_length, padding); here every token counts
-            rust.no_padding()
-            unk_token = getattr(rust.model, "unk_token", None)
+        # The exported Rust tokenizer when the folder has one (no transformers import), else AutoTokenizer;
+        # either way a private copy: a fast tokenizer shared across threads can fail with "Already borrowed".
+        tokenizer = load_tokenizer(folder, onnx_only=True)
+        if is_rust_tokenizer(tokenizer):
+            tokenizer.no_truncation()  # exported for the model (max_length, padding); here every token counts
+            tokenizer.no_padding()
+            unk_token = getattr(tokenizer.model, "unk_token", None)
             return cls(
-                lambda text: list(rust.encode(text, add_special_tokens=False).ids),
-                rust.token_to_id(unk_token) if unk_token else None,
+                lambda text: list(tokenizer.encode(text, add_special_tokens=False).ids),
+                tokenizer.token_to_id(unk_token) if unk_token else None,
             )
-        # A private copy: a fast tokenizer shared across threads can fail with "Already borrowed".
-        tokenizer = transformers_attribute("AutoTokenizer").from_pretrained(str(folder))
         return cls(
             lambda text: list(tokenizer(text, add_special_tokens=False, truncation=True, max_length=512)["input_ids"]),
             tokenizer.unk_token_id,
