@@ -94,7 +94,7 @@ export: setup  ## ONNX fp32/int8 files + parity report for MODEL
 	$(CLI) export --model $(MODEL)
 
 bench: setup  ## MODEL's backends vs the plain transformers pipeline (table; JSON in outputs/benchmark/)
-	$(CLI) benchmark --model $(MODEL) --rounds 3 --json outputs/benchmark/$(notdir $(MODEL)).json
+	$(CLI) benchmark --model $(MODEL) --rounds 5 --json outputs/benchmark/$(notdir $(MODEL)).json
 
 bench-smoke: setup  ## CI: a few steps of real training, export, then the benchmark on 200 test tweets
 	rm -rf models/smoke models/smoke.checkpoints

@@ -56,7 +56,7 @@ for step in "${steps[@]}"; do
       "$bin/python" scripts/train_speed.py --config configs/airline.yaml >"$out/train-speed.txt" ;;
     bench)
       "$cli" export --model models/airline
-      "$cli" benchmark --model models/airline --rounds 3 --json outputs/benchmark/airline.json >"$out/benchmark-airline.md" ;;
+      "$cli" benchmark --model models/airline --rounds 5 --json outputs/benchmark/airline.json >"$out/benchmark-airline.md" ;;
     api)
       "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.txt" ;;
     *)

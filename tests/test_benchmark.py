@@ -43,6 +43,7 @@ def test_benchmark_command_writes_valid_json_and_a_table(
         "pipeline",
         "torch-fp32",
         "torch-bf16",
+        "torch-bf16-compiled",
         "onnx-fp32",
         "onnx-int8",
         "onnx-int8-cascade",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,15 @@ from tests.conftest import TINY_LABELS, build_tiny_model_folder
 from tweet_classifier import cli
 from tweet_classifier.artifact import WEIGHTS_NAME, read_json
 from tweet_classifier.config import ConfigError, load_config
-from tweet_classifier.export import ExportError, export_model, export_onnx, resolve_run_config
+from tweet_classifier.data import prepare_data
+from tweet_classifier.export import (
+    ExportError,
+    compile_bf16_package,
+    export_model,
+    export_onnx,
+    parity_report,
+    resolve_run_config,
+)
 from tweet_classifier.predictor import BACKENDS, ModelLoadError, Predictor, choose_backends, file_sha256
 
 TEXTS = [
@@ -25,9 +34,9 @@ TEXTS = [
 ]
 
 
-def test_export_writes_both_onnx_files_and_a_parity_report(exported: Path) -> None:
-    assert (exported / "onnx" / "model.onnx").stat().st_size > 0
-    assert (exported / "onnx" / "model-int8.onnx").stat().st_size > 0
+def test_export_writes_every_backend_file_and_a_parity_report(exported: Path) -> None:
+    for name in ("model.onnx", "model-int8.onnx", "model-cascade.onnx", "model-bf16.pt2", "compiled.json"):
+        assert (exported / "onnx" / name).stat().st_size > 0
     report = read_json(exported / "onnx" / "parity.json")
     assert report["weights_sha256"] == file_sha256(exported / WEIGHTS_NAME)
     assert report["reference"] == "torch-fp32"
@@ -51,7 +60,9 @@ def test_parity_numbers_per_backend(exported: Path) -> None:
     assert rows["onnx-int8"]["max_prob_diff"] < 0.05
 
 
-@pytest.mark.parametrize("backend", ["torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-cascade"])
+@pytest.mark.parametrize(
+    "backend", ["torch-bf16", "torch-bf16-compiled", "onnx-fp32", "onnx-int8", "onnx-int8-cascade"]
+)
 def test_every_backend_matches_torch_fp32_on_the_tiny_model(exported: Path, backend: str) -> None:
     reference = Predictor.load(exported, backend="torch-fp32").predict_batch(TEXTS)
     candidate = Predictor.load(exported, backend=backend)
@@ -97,8 +108,32 @@ def test_failed_export_leaves_the_previous_files(
 
 def test_labels_must_match_the_data(tmp_path: Path, run_config: Path) -> None:
     model = build_tiny_model_folder(tmp_path / "model", labels=["sad", "meh", "happy"])
+    config = resolve_run_config(model, [str(run_config)], ["inference.compile_batch=false"])
     with pytest.raises(ExportError, match=r"model labels \['sad', 'meh', 'happy'\] differ"):
-        export_model(model, resolve_run_config(model, [str(run_config)], []))
+        export_model(model, config)
+    assert not (model / "onnx" / "model-bf16.pt2").exists()
+
+
+def test_a_failed_compile_keeps_eager_bf16_and_parity_skips_the_compiled_backend(
+    exported: Path, tmp_path: Path, run_config: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch._inductor
+
+    def no_compiler(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("Compiler g++ not found; install a C++ compiler")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", no_compiler)
+    with caplog.at_level(logging.WARNING, logger="tweet_classifier.export"):
+        assert not compile_bf16_package(exported, tmp_path, tmp_path)
+    assert "skipping the compiled bf16 backend: RuntimeError: Compiler g++ not found" in caplog.text
+    assert not list(tmp_path.iterdir())
+
+    model = Path(shutil.copytree(exported, tmp_path / "model"))
+    (model / "onnx" / "model-bf16.pt2").unlink()
+    config = resolve_run_config(model, [str(run_config)], [])
+    report = parity_report(model, config, prepare_data(config), backends=("torch-fp32", "torch-bf16-compiled"))
+    assert set(report["backends"]) == {"torch-fp32"}
+    assert "parity: torch-bf16-compiled skipped" in caplog.text
 
 
 def test_missing_model_folder(tmp_path: Path, run_config: Path) -> None:

@@ -86,6 +86,9 @@ def make_publishable_folder(tiny_model_dir: Path, target: Path) -> Path:
     (target / "rng_state.pth").write_bytes(b"rng")
     (target / "wandb").mkdir()
     (target / "wandb" / "debug.log").write_text("local run log", encoding="utf-8")
+    # Native code for the exporting machine's CPU: never published (and never fetched).
+    (target / "onnx" / "model-bf16.pt2").write_bytes(b"PK compiled shared library")
+    (target / "onnx" / "compiled.json").write_text(json.dumps({"torch": "2.13.0"}), encoding="utf-8")
     (target / "onnx" / "nested").mkdir()
     (target / "onnx" / "nested" / "other.onnx").write_bytes(b"not on the list")
     return target
@@ -144,6 +147,8 @@ def assert_token_only_in_authorization_headers(stub: HubStub) -> None:
         ("onnx/tokenizer.json", True),
         ("onnx/model-cascade.onnx", True),
         ("onnx/nested/other.onnx", False),
+        ("onnx/model-bf16.pt2", False),
+        ("onnx/compiled.json", False),
         ("checkpoint-6/model.safetensors", False),
         ("checkpoint-6/optimizer.pt", False),
         ("training_args.bin", False),

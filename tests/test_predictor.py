@@ -18,6 +18,7 @@ from tweet_classifier import predictor as predictor_module
 from tweet_classifier.artifact import MANIFEST_NAME, WEIGHTS_NAME, read_json, write_json_atomic
 from tweet_classifier.config import NormalizeConfig
 from tweet_classifier.predictor import (
+    COMPILED_BACKEND,
     ONNX_DIR,
     PARITY_FORMAT_VERSION,
     PARITY_NAME,
@@ -25,7 +26,10 @@ from tweet_classifier.predictor import (
     ModelLoadError,
     Prediction,
     Predictor,
+    backend_available,
     choose_backends,
+    compiled_package_problem,
+    cpu_description,
     file_sha256,
 )
 from tweet_classifier.text import normalize_tweet
@@ -338,6 +342,21 @@ def test_unknown_revision_and_repo(hub_cache: dict[str, str]) -> None:
         Predictor.load("org/absent")
 
 
+def test_compiled_packages_are_never_fetched_from_the_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import huggingface_hub
+
+    asked: dict[str, object] = {}
+
+    def fake_download(repo_id: str, **kwargs: object) -> str:
+        asked.update(kwargs)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    predictor_module.resolve_model("org/tiny", None)
+    # A .pt2 package is a shared library: loading one from a download would run its native code.
+    assert {"*.pt2", "*.bin", "*.pkl"} <= set(asked["ignore_patterns"])  # type: ignore[arg-type]
+
+
 def test_revision_with_local_folder_is_ignored_with_a_warning(
     tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -543,6 +562,113 @@ def test_onnx_loads_use_the_exported_tokenizer_and_fall_back_without_it(exported
     (model_copy / "onnx" / "tokenizer.json").write_text("{not a tokenizer", encoding="utf-8")
     with pytest.raises(ModelLoadError, match=r"tokenizer\.json is corrupt"):
         Predictor.load(model_copy, backend="onnx-fp32")
+
+
+# ---------------------------------------------------------------- compiled bf16 package (AOTInductor)
+
+
+def _edit_compiled_info(folder: Path, **changes: object) -> None:
+    path = folder / ONNX_DIR / "compiled.json"
+    write_json_atomic(path, read_json(path) | changes)
+
+
+def test_the_compiled_package_says_what_it_was_built_for(exported: Path) -> None:
+    from importlib.metadata import version
+
+    info = read_json(exported / ONNX_DIR / "compiled.json")
+    assert info["torch"] == version("torch")
+    assert info["isa"] == cpu_description()["isa"]
+    assert info["weights_sha256"] == file_sha256(exported / WEIGHTS_NAME)
+    assert info["input_names"] == ["input_ids", "token_type_ids", "attention_mask"]
+    assert info["max_length"] == 64
+    assert compiled_package_problem(exported) is None
+    assert backend_available(exported, COMPILED_BACKEND)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"torch": "1.0.0"}, r"compiled with torch 1\.0\.0, torch .+ is installed"),
+        ({"isa": ["avx2", "amx_fp64_from_the_future"]}, r"compiled for x86_64 with \['avx2', 'amx_fp64"),
+        ({"machine": "aarch64"}, r"compiled for aarch64"),
+        ({"format_version": 99}, r"compiled\.json is missing or unreadable \(unknown format\)"),
+        ({"max_batch": 0}, r"compiled\.json is missing or unreadable \(fields of the wrong type\)"),
+        ({"input_names": "input_ids"}, r"compiled\.json is missing or unreadable \(fields of the wrong type\)"),
+    ],
+)
+def test_a_package_built_for_another_machine_is_refused_and_auto_passes_over_it(
+    exported: Path, tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    model_copy = Path(shutil.copytree(exported, tmp_path / "model"))
+    sha = file_sha256(model_copy / WEIGHTS_NAME)
+    _edit_compiled_info(model_copy, **changes)
+    assert not backend_available(model_copy, COMPILED_BACKEND)
+    with pytest.raises(ModelLoadError, match=f"backend torch-bf16-compiled cannot run here: .*{message}"):
+        Predictor.load(model_copy, backend=COMPILED_BACKEND)
+    rows = {"torch-bf16": _row(True, 6.0, 300.0), COMPILED_BACKEND: _row(True, 4.0, 600.0)}
+    _write_parity(model_copy, sha, rows)
+    single, batch, reason = choose_backends(model_copy, sha)
+    assert (single, batch) == ("torch-bf16", "torch-bf16")
+    assert "torch-bf16-compiled is unavailable here: " in reason
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("package-missing", r"model-bf16\.pt2 is missing: run `tweet-classifier export"),
+        ("package-garbage", r"model-bf16\.pt2 is corrupt"),
+        ("info-missing", r"compiled\.json is missing or unreadable"),
+        ("info-garbage", r"compiled\.json is missing or unreadable"),
+        ("other-weights", r"model-bf16\.pt2 was compiled from other weights"),
+    ],
+)
+def test_a_missing_corrupt_or_stale_package_fails_at_load(
+    exported: Path, tmp_path: Path, damage: str, message: str
+) -> None:
+    model_copy = Path(shutil.copytree(exported, tmp_path / "model"))
+    package, info = model_copy / ONNX_DIR / "model-bf16.pt2", model_copy / ONNX_DIR / "compiled.json"
+    if damage == "package-missing":
+        package.unlink()
+    elif damage == "package-garbage":
+        package.write_bytes(b"PK\x03\x04 not really a zip")
+    elif damage == "info-missing":
+        info.unlink()
+    elif damage == "info-garbage":
+        info.write_text("{not json", encoding="utf-8")
+    else:
+        _edit_compiled_info(model_copy, weights_sha256="0" * 64)
+    with pytest.raises(ModelLoadError, match=message):
+        Predictor.load(model_copy, backend=COMPILED_BACKEND)
+
+
+def test_batches_over_the_compiled_bound_run_in_slices(exported: Path, tmp_path: Path) -> None:
+    model_copy = Path(shutil.copytree(exported, tmp_path / "model"))
+    whole = Predictor.load(model_copy, backend=COMPILED_BACKEND).predict_batch(TWEETS)
+    _edit_compiled_info(model_copy, max_batch=2)
+    sliced = Predictor.load(model_copy, backend=COMPILED_BACKEND)
+    backend = sliced._batch
+    calls: list[int] = []
+    runner = backend.runner  # type: ignore[attr-defined]
+
+    def counting(*inputs: object) -> object:
+        calls.append(len(inputs[0]))  # type: ignore[arg-type]
+        return runner(*inputs)
+
+    backend.runner = counting  # type: ignore[attr-defined]
+    got = sliced.predict_batch(TWEETS)
+    assert calls == [2, 2, 2, 2, 2, 1]
+    for first, second in zip(whole, got, strict=True):
+        assert first.scores == pytest.approx(second.scores, abs=2e-2)
+        assert first.normalized_text == second.normalized_text
+
+
+def test_the_config_offers_every_backend() -> None:
+    from typing import get_args
+
+    from tweet_classifier.config import InferenceConfig
+
+    offered = get_args(InferenceConfig.model_fields["backend"].annotation)
+    assert set(offered) == {"auto", *predictor_module.BACKENDS}
 
 
 def test_cpu_description_reads_the_instruction_sets() -> None:

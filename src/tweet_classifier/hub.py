@@ -53,7 +53,8 @@ logger = logging.getLogger(__name__)
 
 ResultT = TypeVar("ResultT")
 
-# What a model repo may hold, as repo paths (``*`` stays inside one folder). Anything else is left out.
+# What a model repo may hold, as repo paths (``*`` stays inside one folder). Anything else is left out,
+# among it onnx/model-bf16.pt2: native code compiled for the exporting machine's CPU and torch.
 MODEL_ALLOW_LIST = (
     "config.json",
     "model.safetensors",

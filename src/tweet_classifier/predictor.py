@@ -8,6 +8,9 @@ Backends (``InferenceConfig.backend``):
 
 * ``torch-fp32``: the reference; every other backend is checked against it by ``export``.
 * ``torch-bf16``: bf16 weights; on CPUs with AMX/AVX512-BF16 the matmuls run in bf16 (fast batches).
+* ``torch-bf16-compiled``: the same bf16 model compiled ahead of time by AOTInductor into
+  ``onnx/model-bf16.pt2`` (native code for the exporting machine's CPU and torch; ``onnx/compiled.json``
+  says which, and another CPU or torch version makes the backend unavailable). Never read from the Hub.
 * ``onnx-fp32`` / ``onnx-int8``: ONNX Runtime on ``onnx/model.onnx`` / ``onnx/model-int8.onnx``
   (fused transformer graph; per-channel int8 weights with int8 compute, fastest for one text).
 * ``onnx-int8-cascade``: int8 answers; texts whose int8 top-two margin is under the margin in
@@ -50,7 +53,8 @@ from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
 logger = logging.getLogger(__name__)
 
 CASCADE_BACKEND = "onnx-int8-cascade"
-BACKENDS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", CASCADE_BACKEND)
+COMPILED_BACKEND = "torch-bf16-compiled"
+BACKENDS = ("torch-fp32", "torch-bf16", COMPILED_BACKEND, "onnx-fp32", "onnx-int8", CASCADE_BACKEND)
 REFERENCE_BACKEND = "torch-fp32"
 ONNX_DIR = "onnx"
 ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model-int8.onnx", CASCADE_BACKEND: "model-cascade.onnx"}
@@ -59,7 +63,7 @@ ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model-int8.onnx", CASCADE
 # and BiasGelu is no faster than Add + Gelu; without both, int8 runs at 1.75 instead of 2.11 ms p50.
 SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
 CASCADE_NAME = "cascade.json"
-# The Rust tokenizer, truncation and padding set, so ONNX-only loads skip transformers (and torch).
+# The Rust tokenizer, truncation and padding set, so loads of exported backends skip transformers.
 TOKENIZER_NAME = "tokenizer.json"
 # The instruction sets that decide which backend is fastest (int8 VNNI/AMX, bf16 AVX512/AMX).
 _ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
@@ -68,15 +72,21 @@ _TOKENIZER_COLUMNS = {"input_ids": "ids", "attention_mask": "attention_mask", "t
 CASCADE_FORMAT_VERSION = 1
 # The cascade graph takes its margin as an input, fed from cascade.json (calibrated by export).
 CASCADE_MARGIN_INPUT = "cascade_margin"
-# The files each ONNX-based backend needs in onnx/.
+# The AOTInductor package (a zip holding a shared library) and what it was compiled for.
+COMPILED_NAME = "model-bf16.pt2"
+COMPILED_INFO_NAME = "compiled.json"
+COMPILED_FORMAT_VERSION = 1
+# The files each exported backend needs in onnx/ (the plain torch backends read only the weights).
 BACKEND_FILES = {name: (file,) for name, file in ONNX_FILES.items()} | {
-    CASCADE_BACKEND: (ONNX_FILES[CASCADE_BACKEND], CASCADE_NAME)
+    CASCADE_BACKEND: (ONNX_FILES[CASCADE_BACKEND], CASCADE_NAME),
+    COMPILED_BACKEND: (COMPILED_NAME, COMPILED_INFO_NAME),
 }
 PARITY_NAME = "parity.json"
 PARITY_FORMAT_VERSION = 1
 PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
-# Never fetched from the Hub: pickled weights can run code on load, and we only read safetensors.
-_HUB_IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.pkl"]
+# Never fetched from the Hub: pickled weights can run code on load, and we only read safetensors; a .pt2
+# package is a shared library (native code), built by `export` on the machine that runs it.
+_HUB_IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.pkl", "*.pt2"]
 _HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LONE_SURROGATE_PATTERN = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
 # Short and long, ASCII and not: warm-up should touch the code paths real requests take.
@@ -141,6 +151,33 @@ class _TorchBackend:
             return self.model(**tensors).logits.float().numpy()
 
 
+class _CompiledBackend:
+    """An AOTInductor package: positional int64 inputs in ``input_names`` order, fp32 logits out.
+
+    Its batch axis was compiled with an upper bound (``max_batch``); larger inputs run in slices.
+    """
+
+    def __init__(self, name: str, runner: Any, input_names: tuple[str, ...], max_batch: int) -> None:
+        self.name = name
+        self.runner = runner
+        self.input_names = input_names
+        self.max_batch = max_batch
+        # The package holds one runner; batches use every core anyway, so a second at once would only wait.
+        self._lock = threading.Lock()
+
+    def logits(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        inputs = [torch.from_numpy(encoded[name]) for name in self.input_names]
+        with self._lock, torch.inference_mode():
+            return torch.cat(
+                [
+                    self.runner(*[tensor[start : start + self.max_batch] for tensor in inputs])
+                    for start in range(0, len(inputs[0]), self.max_batch)
+                ]
+            ).numpy()
+
+
 class _OnnxBackend:
     def __init__(self, name: str, session: Any, constants: dict[str, np.ndarray] | None = None) -> None:
         self.name = name
@@ -155,8 +192,54 @@ class _OnnxBackend:
 
 
 def backend_available(model_dir: Path, name: str) -> bool:
-    """Whether the files ``name`` needs exist (torch backends need only the weights)."""
-    return all((model_dir / ONNX_DIR / file).is_file() for file in BACKEND_FILES.get(name, ()))
+    """Whether the files ``name`` needs exist (torch backends need only the weights) and, for the
+    compiled backend, were built for this CPU and torch."""
+    if not all((model_dir / ONNX_DIR / file).is_file() for file in BACKEND_FILES.get(name, ())):
+        return False
+    return name != COMPILED_BACKEND or compiled_package_problem(model_dir) is None
+
+
+def compiled_package_problem(model_dir: Path) -> str | None:
+    """Why ``onnx/model-bf16.pt2`` cannot run here (``None`` when it can): the package is native code
+    for the CPU and the torch build it was compiled with. On a CPU without the same instruction sets it
+    would die with an illegal instruction, and another torch may not load it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        info = _compiled_info(model_dir)
+    except ModelLoadError as error:
+        return str(error)
+    try:
+        installed = version("torch")
+    except PackageNotFoundError:
+        installed = None
+    here = cpu_description()
+    if installed != info["torch"]:
+        return f"compiled with torch {info['torch']}, torch {installed} is installed; re-run export"
+    if info["machine"] != here["machine"] or not set(info["isa"]) <= set(here["isa"]):
+        return f"compiled for {info['machine']} with {info['isa']}, this CPU is {here['machine']} with {here['isa']}"
+    return None
+
+
+def _compiled_info(model_dir: Path) -> dict[str, Any]:
+    """``onnx/compiled.json``; ``ModelLoadError`` when it cannot be read."""
+    path = model_dir / ONNX_DIR / COMPILED_INFO_NAME
+    try:
+        info = read_json(path)
+        if info.get("format_version") != COMPILED_FORMAT_VERSION:
+            raise ValueError("unknown format")
+        if (
+            not all(isinstance(info[key], str) for key in ("torch", "machine", "weights_sha256"))
+            or not all(isinstance(info[key], list) for key in ("isa", "input_names"))
+            or not isinstance(info["max_batch"], int)
+            or info["max_batch"] < 1
+        ):
+            raise TypeError("fields of the wrong type")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, KeyError, TypeError) as error:
+        raise ModelLoadError(
+            f"{path} is missing or unreadable ({error}); re-run `tweet-classifier export --model {model_dir}`"
+        ) from None
+    return info
 
 
 def default_num_threads() -> int:
@@ -229,6 +312,8 @@ def choose_backends(model_dir: Path, weights_sha256: str) -> tuple[str, str, str
         f"p50 for one text, {batch} at {candidates[batch]['texts_per_s_batch32']:.0f} texts/s in batches of 32"
         + (f"; excluded by parity or missing files: {failed}" if failed else "")
     )
+    if rows.get(COMPILED_BACKEND, {}).get("passed") and COMPILED_BACKEND not in candidates:
+        reason += f"; {COMPILED_BACKEND} is unavailable here: {compiled_package_problem(model_dir) or 'no package'}"
     current_cpu = cpu_description()
     if report.get("cpu") and report["cpu"] != current_cpu:
         reason += f"; note: measured on another CPU ({report['cpu']}), this one is {current_cpu}"
@@ -320,7 +405,7 @@ class Predictor:
         self.max_chars = max_chars
         self.max_length = manifest.max_length
         self.batch_size = batch_size
-        # ``tokenizer`` is either the transformers tokenizer or, for ONNX-only loads, the Rust tokenizer
+        # ``tokenizer`` is either the transformers tokenizer or, for exported backends, the Rust tokenizer
         # export saved (onnx/tokenizer.json: truncation and padding already set, no transformers import).
         self._tokenizer = None if is_rust_tokenizer(tokenizer) else tokenizer
         self._encoder = tokenizer if self._tokenizer is None else rust_encoder(tokenizer, self.max_length)
@@ -386,7 +471,7 @@ class Predictor:
                 _warn_if_unverified(folder, backend, weights_sha256)
         deferred = defer_batch and batch_name != single_name
         now = (single_name,) if deferred else tuple(dict.fromkeys((single_name, batch_name)))
-        tokenizer = load_tokenizer(folder, onnx_only=all(name in ONNX_FILES for name in now))
+        tokenizer = load_tokenizer(folder, exported_only=all(name in BACKEND_FILES for name in now))
         loaded = {name: _load_backend(folder, name, threads) for name in now}
         predictor = cls(
             folder=folder,
@@ -591,11 +676,11 @@ def is_rust_tokenizer(tokenizer: Any) -> bool:
     return isinstance(tokenizer, Tokenizer)
 
 
-def load_tokenizer(folder: Path, onnx_only: bool = False) -> Any:
-    """The exported Rust tokenizer (``onnx/tokenizer.json``) when only ONNX backends load now, else
-    the transformers tokenizer (which imports torch: ~3 s of a cold start on two cores)."""
+def load_tokenizer(folder: Path, exported_only: bool = False) -> Any:
+    """The exported Rust tokenizer (``onnx/tokenizer.json``) when only exported backends (ONNX, the
+    compiled package) load now, else the transformers tokenizer (~3 s of a cold start on two cores)."""
     exported = folder / ONNX_DIR / TOKENIZER_NAME
-    if onnx_only and exported.is_file():
+    if exported_only and exported.is_file():
         from tokenizers import Tokenizer
 
         try:
@@ -619,6 +704,8 @@ def _load_backend(folder: Path, name: str, threads: int) -> _Backend:
 
     # Process-wide, set once here: the app shares the process with nothing else that computes.
     torch.set_num_threads(threads)
+    if name == COMPILED_BACKEND:
+        return _load_compiled(folder)
     dtype = torch.bfloat16 if name == "torch-bf16" else torch.float32
     try:
         # from_pretrained imports the architecture's modeling module lazily: under the import lock too.
@@ -635,6 +722,29 @@ def _load_backend(folder: Path, name: str, threads: int) -> _Backend:
     # the tokenizer made).
     accepted = set(inspect.signature(model.forward).parameters)
     return _TorchBackend(name, model, tuple(name for name in _TOKENIZER_COLUMNS if name in accepted))
+
+
+def _load_compiled(folder: Path) -> _Backend:
+    import torch._inductor.config
+    from torch._inductor import aoti_load_package
+
+    path = folder / ONNX_DIR / COMPILED_NAME
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing: run `tweet-classifier export --model {folder}`")
+    problem = compiled_package_problem(folder)
+    if problem is not None:
+        raise ModelLoadError(f"backend {COMPILED_BACKEND} cannot run here: {problem}")
+    info = _compiled_info(folder)
+    if info["weights_sha256"] != file_sha256(folder / WEIGHTS_NAME):
+        raise ModelLoadError(f"{path} was compiled from other weights: re-run `tweet-classifier export`")
+    # The loader's device check compiles and dlopens five probe libraries (2 s, and a C++ compiler the
+    # slim image lacks) only to log a mismatch; compiled_package_problem has checked the CPU already.
+    with torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
+        try:
+            runner = aoti_load_package(str(path))
+        except Exception as error:  # the C++ loader raises RuntimeError, zipfile errors, ... on a bad file
+            raise ModelLoadError(f"{path} is corrupt ({error}); re-run `tweet-classifier export`") from None
+    return _CompiledBackend(COMPILED_BACKEND, runner, tuple(info["input_names"]), info["max_batch"])
 
 
 def _cascade_margin(folder: Path) -> float:

@@ -173,7 +173,7 @@ class _UnkCounter:
 
         # The exported Rust tokenizer when the folder has one (no transformers import), else AutoTokenizer;
         # either way a private copy: a fast tokenizer shared across threads can fail with "Already borrowed".
-        tokenizer = load_tokenizer(folder, onnx_only=True)
+        tokenizer = load_tokenizer(folder, exported_only=True)
         if is_rust_tokenizer(tokenizer):
             tokenizer.no_truncation()  # exported for the model (max_length, padding); here every token counts
             tokenizer.no_padding()
