@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from tweet_classifier.export import (
     compile_bf16_package,
     export_model,
     export_onnx,
+    interleaved_latency,
     parity_report,
     resolve_run_config,
 )
@@ -44,10 +46,55 @@ def test_export_writes_every_backend_file_and_a_parity_report(exported: Path) ->
     assert report["validation_n"] > 0
     assert report["test_n"] > 0
     assert report["latency_texts"] == 10
+    assert report["latency_rounds"] == 3
     for row in report["backends"].values():
         assert row["p50_ms_batch1"] > 0
         assert row["texts_per_s_batch32"] > 0
         assert row["passed"] == (row["agreement"] >= 0.995 and row["f1_drop"] <= 0.005)
+
+
+class _Timed:
+    """Stands in for a Predictor: records who ran when, and takes ``delay_s`` per call."""
+
+    def __init__(self, name: str, calls: list[str], delays_s: list[float]) -> None:
+        self.name, self.calls, self.delays_s = name, calls, delays_s
+
+    def _work(self) -> None:
+        self.calls.append(self.name)
+        time.sleep(self.delays_s[min(self.calls.count(self.name) - 1, len(self.delays_s) - 1)])
+
+    def predict(self, text: str) -> str:
+        self._work()
+        return text
+
+    def predict_batch(self, texts: list[str]) -> list[str]:
+        self._work()
+        return texts
+
+
+def test_latency_rounds_take_turns_and_report_medians(run_config: Path) -> None:
+    calls: list[str] = []
+    # Two texts: per round, two single calls and one batch call per throughput pass (two passes).
+    slow_once = [0.0] * 4 + [0.05] * 4 + [0.0] * 4  # the second round of "a" hits a noisy minute
+    backends = {"a": _Timed("a", calls, slow_once), "b": _Timed("b", calls, [0.0])}
+    inference = load_config([run_config], ["inference.parity_rounds=3"]).inference
+    timings = interleaved_latency(backends, ["one", "two"], inference)  # type: ignore[arg-type]
+    per_round = 4
+    assert (
+        calls
+        == ["a"] * per_round
+        + ["b"] * per_round
+        + ["a"] * per_round
+        + ["b"] * per_round
+        + ["a"] * per_round
+        + ["b"] * per_round
+    )
+    assert [len(timings[name]["per_round"]) for name in ("a", "b")] == [3, 3]
+    slow_round = timings["a"]["per_round"][1]
+    assert slow_round["p50_ms_batch1"] >= 50
+    # The median ignores the one slow round.
+    assert timings["a"]["p50_ms_batch1"] < 10
+    assert timings["a"]["texts_per_s_batch32"] > slow_round["texts_per_s_batch32"]
 
 
 def test_parity_numbers_per_backend(exported: Path) -> None:

@@ -237,6 +237,8 @@ class InferenceConfig(_Section):
     num_threads: int = Field(0, ge=0)
     # Validation texts timed one by one (and in batches) at export time, so loading never re-benchmarks.
     parity_latency_texts: int = Field(200, ge=10)
+    # ... in this many rounds that take turns between the backends; auto uses each figure's median.
+    parity_rounds: int = Field(3, ge=1, le=20)
     # export compiles the bf16 model ahead of time (AOTInductor, ~35 s for MiniLM-L6 on 2 cores; needs a
     # C++ compiler, skipped with a warning without one) for the torch-bf16-compiled batch backend.
     compile_batch: bool = True
