@@ -203,12 +203,16 @@ def compiled_package_problem(model_dir: Path) -> str | None:
     """Why ``onnx/model-bf16.pt2`` cannot run here (``None`` when it can): the package is native code
     for the CPU and the torch build it was compiled with. On a CPU without the same instruction sets it
     would die with an illegal instruction, and another torch may not load it."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
-        info = _compiled_info(model_dir)
+        return _platform_problem(_compiled_info(model_dir))
     except ModelLoadError as error:
         return str(error)
+
+
+def _platform_problem(info: dict[str, Any]) -> str | None:
+    """Why a package described by ``info`` (``compiled.json``) cannot run on this CPU and torch."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         installed = version("torch")
     except PackageNotFoundError:
@@ -731,10 +735,13 @@ def _load_compiled(folder: Path) -> _Backend:
     path = folder / ONNX_DIR / COMPILED_NAME
     if not path.is_file():
         raise ModelLoadError(f"{path} is missing: run `tweet-classifier export --model {folder}`")
-    problem = compiled_package_problem(folder)
+    try:
+        info = _compiled_info(folder)
+        problem = _platform_problem(info)
+    except ModelLoadError as error:
+        problem = str(error)
     if problem is not None:
         raise ModelLoadError(f"backend {COMPILED_BACKEND} cannot run here: {problem}")
-    info = _compiled_info(folder)
     if info["weights_sha256"] != file_sha256(folder / WEIGHTS_NAME):
         raise ModelLoadError(f"{path} was compiled from other weights: re-run `tweet-classifier export`")
     # The loader's device check compiles and dlopens five probe libraries (2 s, and a C++ compiler the
