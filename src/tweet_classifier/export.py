@@ -154,8 +154,7 @@ def export_onnx(model_dir: Path, opset: int = OPSET, compile_batch: bool = True)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(model_dir), use_safetensors=True, attn_implementation="eager"
     ).eval()
-    input_names = [name for name in tokenizer.model_input_names if name in _forward_parameters(model)]
-    sample = tokenizer(_EXPORT_SAMPLE, padding=True, return_tensors="pt")
+    input_names, sample = _example_inputs(tokenizer, model)
     wrapper = _logits_only(model, input_names).eval()
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in input_names} | {"logits": {0: "batch"}}
     started = time.perf_counter()
@@ -171,7 +170,7 @@ def export_onnx(model_dir: Path, opset: int = OPSET, compile_batch: bool = True)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 torch.onnx.export(
                     wrapper,
-                    tuple(sample[name] for name in input_names),
+                    sample,
                     str(raw_fp32),
                     dynamo=False,
                     input_names=input_names,
@@ -230,8 +229,7 @@ def compile_bf16_package(model_dir: Path, target_dir: Path, scratch: Path) -> bo
     model = AutoModelForSequenceClassification.from_pretrained(
         str(model_dir), dtype=torch.bfloat16, use_safetensors=True, attn_implementation="eager"
     ).eval()
-    input_names = [name for name in tokenizer.model_input_names if name in _forward_parameters(model)]
-    sample = tokenizer(_EXPORT_SAMPLE, padding=True, return_tensors="pt")
+    input_names, sample = _example_inputs(tokenizer, model)
     batch = torch.export.Dim("batch", min=1, max=COMPILED_MAX_BATCH)
     sequence = torch.export.Dim("sequence", min=2, max=manifest.max_length)
     package = scratch / COMPILED_NAME
@@ -240,7 +238,7 @@ def compile_bf16_package(model_dir: Path, target_dir: Path, scratch: Path) -> bo
             warnings.simplefilter("ignore", FutureWarning)
             program = torch.export.export(
                 _logits_only(model, input_names, as_float=True).eval(),
-                tuple(sample[name] for name in input_names),
+                sample,
                 # One entry: forward(*inputs) takes the inputs as a single varargs tuple.
                 dynamic_shapes=(tuple({0: batch, 1: sequence} for _ in input_names),),
             )
@@ -438,10 +436,15 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _forward_parameters(model: Any) -> set[str]:
+def _example_inputs(tokenizer: Any, model: Any) -> tuple[list[str], tuple[Any, ...]]:
+    """The tokenizer outputs ``model.forward`` accepts, in tokenizer order, and ``_EXPORT_SAMPLE``
+    tokenized into them: what both exporters trace with."""
     import inspect
 
-    return set(inspect.signature(model.forward).parameters)
+    accepted = set(inspect.signature(model.forward).parameters)
+    input_names = [name for name in tokenizer.model_input_names if name in accepted]
+    encoded = tokenizer(_EXPORT_SAMPLE, padding=True, return_tensors="pt")
+    return input_names, tuple(encoded[name] for name in input_names)
 
 
 def _save_optimized(source: Path, target: Path) -> None:
