@@ -39,8 +39,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 demo: setup  ## train MODEL if it does not exist yet (resuming a killed run), export it, serve http://127.0.0.1:7860
 	test -f $(MODEL)/tweet_classifier.json || $(CLI) train --config $(CONFIG) --output-dir $(MODEL) --resume
-	@# Export when missing, or re-export once when an older export wrote it (no Rust tokenizer, no compiled bf16).
-	test -f $(MODEL)/onnx/tokenizer.json && grep -q '"latency_rounds"' $(MODEL)/onnx/parity.json 2>/dev/null \
+	@# Export when missing, or re-export once when an older export or training wrote it (no Rust tokenizer, no
+	@# compiled bf16, no canary rows or drift reference in the folder).
+	test -f $(MODEL)/onnx/tokenizer.json && test -f $(MODEL)/canary.json \
+		&& grep -q '"latency_rounds"' $(MODEL)/onnx/parity.json 2>/dev/null \
 		|| $(CLI) export --model $(MODEL) || echo "export failed: serving PyTorch"
 	MODEL_ID=$${MODEL_ID:-$(MODEL)} $(BIN)/python app.py
 

@@ -8,12 +8,16 @@ import shutil
 import pytest
 
 from tweet_classifier.artifact import (
+    CANARY_INFO_NAME,
+    CANARY_NAME,
     MANIFEST_NAME,
     ArtifactError,
     ModelManifest,
     atomic_folder,
     check_model_folder,
+    read_canary,
     read_json,
+    write_canary,
     write_json_atomic,
 )
 
@@ -136,3 +140,34 @@ def test_check_model_folder_names_what_is_broken(tmp_path, tiny_model_dir, break
         (folder / MANIFEST_NAME).unlink()
     with pytest.raises(ArtifactError, match=message):
         check_model_folder(folder)
+
+
+def test_canary_rows_round_trip_with_their_provenance(tmp_path) -> None:
+    assert read_canary(tmp_path) is None  # an older or third-party folder: no canary, no error
+    texts, labels = ["late again 😡", 'a "quoted" tweet\nwith a newline'], ["negative", "neutral"]
+    write_canary(tmp_path, texts, labels, {"split": "test", "expected_macro_f1": 0.5})
+    canary = read_canary(tmp_path)
+    assert (canary.texts, canary.labels) == (texts, labels)
+    assert canary.provenance["split"] == "test"
+    assert canary.provenance["n"] == 2
+    assert canary.provenance["file"] == CANARY_NAME
+    # The rows file is the format CANARY_FILE reads: one {"text", "label"} object per line.
+    assert [json.loads(line) for line in (tmp_path / CANARY_NAME).read_text(encoding="utf-8").splitlines()] == [
+        {"text": text, "label": label} for text, label in zip(texts, labels, strict=True)
+    ]
+
+
+def test_a_damaged_canary_set_is_refused_with_the_fix(tmp_path) -> None:
+    with pytest.raises(ArtifactError, match="one label per text"):
+        write_canary(tmp_path, ["a", "b"], ["negative"], {})
+    write_canary(tmp_path, ["a", "b"], ["negative", "neutral"], {})
+    with (tmp_path / CANARY_NAME).open("a", encoding="utf-8") as stream:
+        stream.write('{"text": "added by hand", "label": "positive"}\n')
+    with pytest.raises(ArtifactError, match=r"does not match .*re-export the model"):
+        read_canary(tmp_path)
+    (tmp_path / CANARY_NAME).write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="unreadable"):
+        read_canary(tmp_path)
+    (tmp_path / CANARY_INFO_NAME).unlink()
+    with pytest.raises(ArtifactError, match="half a canary set"):
+        read_canary(tmp_path)

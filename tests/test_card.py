@@ -98,6 +98,22 @@ def test_card_sections_come_from_the_folder(model_folder):
     assert "https://wandb.ai/me/tweet-classifier/runs/abc123" in text
     assert "c" * 40 in text
     assert "## Inference benchmark" not in text
+    # The file list names what the folder holds, and only that.
+    files = text.split("## Files", 1)[1]
+    assert "| `model.safetensors` | the fine-tuned weights |" in files
+    assert "| `README.md` | this model card |" in files
+    assert "canary.jsonl" not in files
+
+
+def test_card_lists_the_drift_reference_and_the_canary_rows(model_folder):
+    from tweet_classifier.artifact import write_canary
+
+    write_canary(model_folder, ["late again"], ["negative"], {"split": "test"})
+    write_json_atomic(model_folder / "reference.json", {"n": 1, "distributions": {}})
+    files = card.render_model_card(model_folder).split("## Files", 1)[1]
+    assert "| `reference.json` | drift reference: feature distributions of the training split" in files
+    assert "| `canary.jsonl` | labelled canary rows" in files
+    assert "| `canary.json` | where the canary rows come from" in files
 
 
 def test_benchmark_section_appears_when_benchmark_json_exists(model_folder):

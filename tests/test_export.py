@@ -53,6 +53,23 @@ def test_export_writes_every_backend_file_and_a_parity_report(exported: Path) ->
         assert row["passed"] == (row["agreement"] >= 0.995 and row["f1_drop"] <= 0.005)
 
 
+def test_export_gives_an_older_folder_its_drift_reference_and_canary_rows(exported: Path, run_config: Path) -> None:
+    """The tiny model folder predates them; export writes them from the data it prepares anyway."""
+    from tweet_classifier.artifact import read_canary
+    from tweet_classifier.config import load_config
+    from tweet_classifier.data import prepare_data
+    from tweet_classifier.monitor import DriftReference
+
+    prepared = prepare_data(load_config([run_config]))
+    canary = read_canary(exported)
+    assert canary.texts == prepared.test["text"].tolist()
+    assert canary.labels == prepared.test["label"].tolist()
+    assert canary.provenance["written_by"] == "export"
+    assert canary.provenance["sampling"] == "the whole test split"
+    assert 0.0 <= canary.provenance["expected_macro_f1"] <= 1.0
+    assert DriftReference.load(exported / "reference.json").n == len(prepared.train)
+
+
 class _Timed:
     """Stands in for a Predictor: records who ran when, and takes ``delay_s`` per call."""
 

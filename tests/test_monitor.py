@@ -20,6 +20,7 @@ from tweet_classifier.monitor import (
     drift_bins,
     percentile_summary,
     population_stability_index,
+    unk_share,
 )
 
 LABELS = ["negative", "neutral", "positive"]
@@ -213,7 +214,7 @@ def test_reference_round_trips_and_bad_files_say_what_to_do(tmp_path) -> None:
     assert loaded.distributions == reference.distributions
     assert loaded.n == 300
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(MonitorError, match="delete it to rebuild it"):
+    with pytest.raises(MonitorError, match="re-export the model"):
         DriftReference.load(tmp_path / "bad.json")
     with pytest.raises(MonitorError, match="zero texts"):
         DriftReference.from_observations([])
@@ -270,3 +271,29 @@ def test_feedback_store_appends_from_many_threads_without_losing_lines(tmp_path)
         thread.join()
     indices = sorted(record["index"] for record in FeedbackStore(tmp_path / "feedback.jsonl", 10_000, 10**7).load())
     assert indices == sorted(offset * 100 + index for offset in range(4) for index in range(25))
+
+
+def test_reference_from_a_split_bins_raw_traits_and_unk_shares_like_the_server() -> None:
+    reference = DriftReference.from_split(
+        ["@united lost my bag http://t.co/x", "thanks 😀", "ok"],
+        [unk_share([5, 100, 7, 100], unk_id=100), unk_share([], unk_id=100), unk_share([1, 2], unk_id=None)],
+        ["negative", "positive", "neutral"],
+        source="training split (3 rows)",
+    )
+    assert reference.n == 3
+    assert reference.source == "training split (3 rows)"
+    shares = reference.distributions
+    assert shares["has_url"] == pytest.approx({"no": 2 / 3, "yes": 1 / 3})
+    assert shares["has_emoji"] == pytest.approx({"no": 2 / 3, "yes": 1 / 3})
+    assert shares["unk_share"] == pytest.approx({"0": 2 / 3, ">=0.3": 1 / 3})
+    assert shares["predicted_label"] == pytest.approx(dict.fromkeys(LABELS, 1 / 3))
+
+
+def test_drift_without_a_reference_says_why_in_plain_words() -> None:
+    monitor = ServingMonitor(LABELS)
+    assert monitor.snapshot()["drift"]["status"] == "waiting"
+    monitor.set_reference_unavailable("Drift is off: this model folder has no reference.json.")
+    drift = monitor.snapshot()["drift"]
+    assert drift["status"] == "unavailable"
+    assert drift["message"] == "Drift is off: this model folder has no reference.json."
+    assert drift["reference"] is None

@@ -336,6 +336,107 @@ def test_reference_json_in_the_model_folder_is_used_for_drift(tmp_path) -> None:
     assert service.metrics()["live_f1"]["canary"]["status"].startswith("unavailable")
 
 
+def _wait_for(service: ClassifierService, done, timeout_s: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while not done(metrics := service.metrics()):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.05)
+    return metrics
+
+
+def _folder_service(tmp_path: Path, folder: Path, predictor: KeywordPredictor, **settings_changes) -> ClassifierService:
+    settings = ServeSettings(**{**make_settings(tmp_path).__dict__, "model": str(folder), **settings_changes})
+    service = ClassifierService(settings, loader=lambda model, revision: predictor)
+    service.start(background_checks=True)
+    assert service.wait_until_loaded(10)
+    return service
+
+
+def test_canary_and_drift_reference_come_from_the_model_folder_alone(tmp_path, monkeypatch) -> None:
+    from tweet_classifier.artifact import write_canary
+    from tweet_classifier.text import text_traits
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data-here"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    texts = ["worst delay ever", "thanks so much", "what time is boarding", "lost my bag", "great crew"] * 4
+    truth = ["negative", "positive", "neutral", "neutral", "positive"] * 4
+    predictor = KeywordPredictor()
+    predicted = [predictor._one(text).label for text in texts]
+    expected = f1_score(truth, predicted, labels=LABELS, average="macro")
+    write_canary(
+        folder, texts, truth, {"split": "test", "sampling": "the whole test split", "expected_macro_f1": expected}
+    )
+    DriftReference.from_observations(
+        [(text_traits(text), 0.0, label) for text, label in zip(texts, truth, strict=True)]
+    ).save(folder / "reference.json")
+    service = _folder_service(tmp_path, folder, predictor)
+    metrics = _wait_for(service, lambda m: m["live_f1"]["canary"]["status"].startswith("done"))
+    canary = metrics["live_f1"]["canary"]
+    assert canary["n"] == canary["total"] == 20
+    assert canary["macro_f1"] == pytest.approx(expected, abs=1e-12)
+    assert canary["source"]["expected_macro_f1"] == pytest.approx(expected)
+    assert canary["source"]["sampling"] == "the whole test split"
+    assert metrics["drift"]["reference"] == {"n": 20, "source": "training split"}
+
+
+def test_a_folder_without_canary_or_reference_still_serves_and_says_why(tmp_path) -> None:
+    folder = tmp_path / "third-party-model"
+    folder.mkdir()
+    service = _folder_service(tmp_path, folder, KeywordPredictor())
+    metrics = _wait_for(service, lambda m: m["live_f1"]["canary"]["status"] != "not started")
+    assert metrics["live_f1"]["canary"]["status"].startswith("unavailable: this model folder has no labelled canary")
+    assert "set CANARY_FILE" in metrics["live_f1"]["canary"]["status"]
+    assert metrics["drift"]["status"] == "unavailable"
+    assert "has no reference.json" in metrics["drift"]["message"]
+    assert service.predict("thanks so much")["label"] == "positive"
+    from tweet_classifier.ui import render_live_panel, render_stats
+
+    assert "Live canary F1 is off: this model folder has no labelled canary rows" in render_live_panel(metrics)
+    assert "no training reference in the model" in render_stats(metrics)
+
+
+def test_canary_file_overrides_the_folders_canary(tmp_path) -> None:
+    from tweet_classifier.artifact import write_canary
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    write_canary(folder, ["worst delay"] * 5, ["negative"] * 5, {"split": "test"})
+    override = write(tmp_path / "canary.csv", b"text,label\nthanks,positive\nwhat time,neutral\nhi,angry\n")
+    service = _folder_service(tmp_path, folder, KeywordPredictor(), canary_file=override)
+    canary = _wait_for(service, lambda m: m["live_f1"]["canary"]["status"].startswith("done"))["live_f1"]["canary"]
+    assert canary["n"] == 2
+    assert canary["source"] == {"file": str(override), "sampling": "CANARY_FILE"}
+
+
+def test_a_damaged_folder_canary_or_a_missing_canary_file_is_reported(tmp_path) -> None:
+    from tweet_classifier.artifact import CANARY_NAME, write_canary
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    write_canary(folder, ["worst delay"], ["negative"], {})
+    (folder / CANARY_NAME).write_text('{"text": "edited", "label": "positive"}\n', encoding="utf-8")
+    (folder / "reference.json").write_text("{broken", encoding="utf-8")
+    service = _folder_service(tmp_path, folder, KeywordPredictor())
+    metrics = _wait_for(service, lambda m: m["live_f1"]["canary"]["status"] != "not started")
+    assert "does not match" in metrics["live_f1"]["canary"]["status"]
+    assert metrics["drift"]["message"].startswith("Drift is off: drift reference")
+    missing = _folder_service(tmp_path, folder, KeywordPredictor(), canary_file=tmp_path / "nope.csv")
+    status = _wait_for(missing, lambda m: m["live_f1"]["canary"]["status"] != "not started")["live_f1"]["canary"]
+    assert "CANARY_FILE" in status["status"]
+    assert "does not exist" in status["status"]
+
+
+def test_the_server_never_imports_the_data_pipeline() -> None:
+    code = (
+        "import sys, tweet_classifier.serve, tweet_classifier.ui, tweet_classifier.predictor\n"
+        "print(sorted(name for name in sys.modules if name.startswith('tweet_classifier.')))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    loaded = set(json.loads(completed.stdout.replace("'", '"')))
+    assert not loaded & {"tweet_classifier.data", "tweet_classifier.audit", "tweet_classifier.train"}, loaded
+
+
 # ---- FastAPI surface ------------------------------------------------------------------------------
 @pytest.fixture
 def v1_client(tmp_path):

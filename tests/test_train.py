@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ from transformers import TrainerCallback
 
 from tests.training_helpers import FAST_OVERRIDES, LABELS, SMOKE_CONFIG, write_synthetic_config
 from tweet_classifier import cli, train
-from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder, file_sha256
+from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder, file_sha256, read_canary
 from tweet_classifier.config import TrainConfig, load_config
 from tweet_classifier.data import prepare_data
+from tweet_classifier.monitor import DriftReference
 from tweet_classifier.tracking import read_offline_run
 
 CANARY_TOKEN = "hf_" + "canaryDoNotLeak0123456789abcdef"  # no token-shaped literal in the source
@@ -117,6 +119,16 @@ def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeyp
     assert metrics["test"]["macro_f1"] >= 0.9
     assert metrics["validation"]["macro_f1"] >= 0.9
 
+    # What the server needs from the data travels in the folder: the whole test split as canary rows,
+    # scored offline by the same code as metrics.json, and the train split's drift reference.
+    canary = read_canary(model_dir)
+    assert canary.provenance["n"] == metrics["test"]["n"]
+    assert canary.provenance["expected_macro_f1"] == metrics["test"]["macro_f1"]
+    assert canary.provenance["data"]["sha256"] == manifest.dataset["sha256"]
+    assert DriftReference.load(model_dir / "reference.json").n == manifest.dataset["sizes"]["train"]
+    assert "| `canary.jsonl` |" in (model_dir / "README.md").read_text(encoding="utf-8")
+    _check_served_canary_equals_the_card(model_dir, metrics["test"]["macro_f1"], tmp_path, monkeypatch)
+
     capsys.readouterr()
     assert cli.main(["evaluate", "--model", str(model_dir), "--config", str(synthetic_config), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
@@ -147,6 +159,29 @@ def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeyp
     for path, content in _all_bytes_under(model_dir, checkpoints, tmp_path / "wandb"):
         assert CANARY_TOKEN.encode() not in content, path
         assert b"f" * 40 not in content, path
+
+
+def _check_served_canary_equals_the_card(model_dir: Path, card_f1: float, tmp_path: Path, monkeypatch) -> None:
+    """The app, away from the data, streams the folder's canary rows and gets the card's test macro-F1."""
+    from tweet_classifier.config import ServeConfig
+    from tweet_classifier.serve import ClassifierService, ServeSettings
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data-here"))
+    settings = ServeSettings(
+        model=str(model_dir), feedback_file=tmp_path / "feedback.jsonl", config=ServeConfig(canary_batch_size=5)
+    )
+    service = ClassifierService(settings)
+    service.start()
+    assert service.wait_until_loaded(120)
+    deadline = time.monotonic() + 120
+    while not (canary := service.metrics()["live_f1"]["canary"])["status"].startswith("done"):
+        assert time.monotonic() < deadline, canary
+        assert not canary["status"].startswith(("failed", "unavailable")), canary
+        time.sleep(0.1)
+    service.stop()
+    assert canary["n"] == canary["total"]
+    assert canary["macro_f1"] == pytest.approx(card_f1, abs=1e-12)
+    assert service.metrics()["drift"]["reference"]["n"] > 0
 
 
 def test_resume_after_interrupt_reaches_the_same_weights(short_run, tmp_path):

@@ -6,7 +6,12 @@ Layout of a model folder::
     tweet_classifier.json                               (the manifest below)
     run_config.yaml                                     (the resolved training config)
     metrics.json, cleaning_report.json/.md, README.md   (written by training)
+    reference.json                                      (drift reference: the training split's features)
+    canary.jsonl, canary.json                           (labelled canary rows and their provenance)
     onnx/                                               (written by ``export``)
+
+The server needs nothing but this folder: the drift reference and the canary rows travel with the model
+(to the Hub, a Space, a Docker image), so live F1 and drift work where the training data is absent.
 
 Folders are written to a temporary sibling and renamed into place, so a finished-looking folder is
 always complete.
@@ -20,7 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +39,34 @@ logger = logging.getLogger(__name__)
 MANIFEST_NAME = "tweet_classifier.json"
 MANIFEST_FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
+REFERENCE_NAME = "reference.json"
+CANARY_NAME = "canary.jsonl"
+CANARY_INFO_NAME = "canary.json"
+CANARY_FORMAT_VERSION = 1
+
+# What each file of a model folder is, for the model card's file list (first matching pattern wins).
+FILE_DESCRIPTIONS = (
+    ("config.json", "transformers config, with the label names (`id2label`)"),
+    (WEIGHTS_NAME, "the fine-tuned weights"),
+    ("tokenizer*.json", "the tokenizer (transformers)"),
+    ("special_tokens_map.json", "the tokenizer's special tokens"),
+    ("vocab.txt", "the tokenizer's vocabulary"),
+    (MANIFEST_NAME, "manifest: labels, normalizer settings and version, base model, data, training summary"),
+    ("run_config.yaml", "the resolved run config; its `serve:` and `inference:` are the app's defaults"),
+    ("metrics.json", "validation and test metrics (per class, calibration, slices) and the baseline's"),
+    ("cleaning_report.*", "what the cleaning pipeline changed in the training data"),
+    (REFERENCE_NAME, "drift reference: feature distributions of the training split, compared with live inputs"),
+    (CANARY_NAME, "labelled canary rows the app streams through the model for its live macro-F1"),
+    (CANARY_INFO_NAME, "where the canary rows come from and the macro-F1 they must score"),
+    ("benchmark.json", "inference benchmark of every backend"),
+    ("README.md", "this model card"),
+    ("onnx/model.onnx", "ONNX fp32 graph (fused)"),
+    ("onnx/model-int8.onnx", "ONNX int8 graph (dynamic, per channel)"),
+    ("onnx/model-cascade.onnx", "int8 graph that recomputes unsure rows in fp32, in one graph"),
+    ("onnx/cascade.json", "the cascade's calibrated margin"),
+    ("onnx/tokenizer.json", "the Rust tokenizer with truncation and padding set (ONNX-only loads)"),
+    ("onnx/parity.json", "every backend against torch fp32: agreement, test macro-F1, latency"),
+)
 
 
 class ArtifactError(TweetClassifierError):
@@ -158,3 +191,62 @@ def check_model_folder(model_dir: str | Path) -> ModelManifest:
     if (folder / WEIGHTS_NAME).stat().st_size == 0:
         raise ArtifactError(f"{folder / WEIGHTS_NAME} is empty; retrain or re-download the model")
     return manifest
+
+
+@dataclass(frozen=True)
+class CanarySet:
+    """Labelled rows the server scores its live macro-F1 on, with where they came from."""
+
+    texts: list[str]
+    labels: list[str]
+    provenance: dict[str, Any]
+
+
+def write_canary(
+    model_dir: str | Path, texts: Sequence[str], labels: Sequence[str], provenance: dict[str, Any]
+) -> Path:
+    """``canary.jsonl`` (one ``{"text", "label"}`` per line, the format ``CANARY_FILE`` reads too) and
+    ``canary.json``: ``provenance`` plus the row count and the rows' sha256, so a reader can tell the pair apart."""
+    if len(texts) != len(labels) or not texts:
+        raise ArtifactError(
+            f"a canary set needs one label per text and at least one row: got {len(texts)} texts, {len(labels)} labels"
+        )
+    folder = Path(model_dir)
+    rows = folder / CANARY_NAME
+    payload = "".join(
+        json.dumps({"text": str(text), "label": str(label)}, ensure_ascii=False) + "\n"
+        for text, label in zip(texts, labels, strict=True)
+    )
+    rows.write_text(payload, encoding="utf-8")
+    info = {
+        "format_version": CANARY_FORMAT_VERSION,
+        "file": CANARY_NAME,
+        "n": len(texts),
+        "sha256": file_sha256(rows),
+        **provenance,
+    }
+    write_json_atomic(folder / CANARY_INFO_NAME, info)
+    return rows
+
+
+def read_canary(model_dir: str | Path) -> CanarySet | None:
+    """The folder's canary rows and provenance; ``None`` when the folder has none (older or third-party model)."""
+    folder = Path(model_dir)
+    rows, info_path = folder / CANARY_NAME, folder / CANARY_INFO_NAME
+    if not rows.is_file() and not info_path.is_file():
+        return None
+    fix = "re-export the model (`tweet-classifier export --model DIR` writes them where its data is available)"
+    if not rows.is_file() or not info_path.is_file():
+        missing = CANARY_NAME if not rows.is_file() else CANARY_INFO_NAME
+        raise ArtifactError(f"{folder} has half a canary set ({missing} is missing): {fix}")
+    try:
+        info = read_json(info_path)
+        digest = file_sha256(rows)
+        records = [json.loads(line) for line in rows.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = [str(record["text"]) for record in records]
+        labels = [str(record["label"]) for record in records]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ArtifactError(f"{rows} or {info_path} is unreadable ({type(error).__name__}): {fix}") from None
+    if not isinstance(info, dict) or info.get("sha256") != digest or info.get("n") != len(texts):
+        raise ArtifactError(f"{rows} does not match {info_path} (edited or truncated): {fix}")
+    return CanarySet(texts, labels, info)

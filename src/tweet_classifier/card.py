@@ -7,6 +7,7 @@ benchmarking. The YAML front matter carries ``model-index`` so the Hub shows the
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tweet_classifier.artifact import ModelManifest, read_json
+from tweet_classifier.artifact import FILE_DESCRIPTIONS, ModelManifest, read_json
 from tweet_classifier.errors import TweetClassifierError
 
 logger = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def render_model_card(model_dir: str | Path) -> str:
     cleaning = _read_optional_json(folder / "cleaning_report.json")
     benchmark = _read_optional_json(folder / "benchmark.json")
     metadata = card_metadata(manifest, metrics, run_config)
-    body = _card_body(manifest, metrics, run_config or {}, cleaning, benchmark)
+    body = _card_body(manifest, metrics, run_config or {}, cleaning, benchmark) + _files_section(folder)
     card = ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}")
     return str(card)
 
@@ -224,6 +225,21 @@ def _card_body(
     provenance.append(f"- Normalizer version {manifest.normalizer_version}; created {manifest.created_at}")
     sections += ["## Provenance", "\n".join(provenance)]
     return "\n\n".join(sections) + "\n"
+
+
+def _files_section(folder: Path) -> str:
+    """The folder's files with what each is (the card always lists itself: it is written after this)."""
+    present = sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+    rows = []
+    for name in dict.fromkeys([*present, CARD_NAME]):
+        description = next((text for pattern, text in FILE_DESCRIPTIONS if fnmatch.fnmatchcase(name, pattern)), None)
+        if description is not None:
+            rows.append([f"`{name}`", description])
+    return "\n## Files\n\n" + _table(["file", "what it is"], rows) + "\n"
 
 
 def _training_section(manifest: ModelManifest, run_config: Mapping[str, Any]) -> str:

@@ -11,6 +11,9 @@
     DIR/onnx/compiled.json     what model-bf16.pt2 was compiled for and from
     DIR/onnx/parity.json       per backend: label agreement with torch-fp32 on the validation split,
                                max probability difference, macro-F1 on test, measured latency
+    DIR/reference.json, DIR/canary.jsonl, DIR/canary.json
+                               only when missing (a folder trained before models carried them): what the
+                               server needs from the training data (``train.write_serving_files``)
 
 Why these choices:
 
@@ -640,10 +643,39 @@ def export_model(model_dir: Path, config: RunConfig) -> dict[str, Any]:
     threads = config.inference.num_threads or default_num_threads()
     calibrate_cascade(model_dir, sample, threads)
     report = parity_report(model_dir, config, prepared)
+    write_missing_serving_files(model_dir, config, prepared)
     write_json_atomic(model_dir / ONNX_DIR / PARITY_NAME, report)
     passed = [name for name, row in report["backends"].items() if row["passed"]]
     logger.info("wrote %s; backends passing parity: %s", model_dir / ONNX_DIR / PARITY_NAME, passed)
     return report
+
+
+def write_missing_serving_files(model_dir: Path, config: RunConfig, prepared: PreparedData) -> bool:
+    """A folder trained before models carried their drift reference and canary rows gets them here, scored
+    by the same torch fp32 code as training (``evaluate.predict_probabilities``); returns whether it wrote them."""
+    from tweet_classifier.artifact import REFERENCE_NAME, ArtifactError, read_canary
+    from tweet_classifier.evaluate import load_model, predict_probabilities
+    from tweet_classifier.train import write_serving_files
+
+    try:
+        complete = (model_dir / REFERENCE_NAME).is_file() and read_canary(model_dir) is not None
+    except ArtifactError as error:
+        logger.warning("%s; rewriting the canary rows", error)
+        complete = False
+    if complete:
+        return False
+    loaded = load_model(model_dir)
+    probabilities = predict_probabilities(
+        loaded.model,
+        loaded.tokenizer,
+        prepared.test["text"].astype(str).tolist(),
+        max_length=loaded.manifest.max_length,
+        batch_size=config.evaluate.batch_size,
+        bf16=config.evaluate.bf16,
+    )
+    predicted = [loaded.manifest.labels[index] for index in probabilities.argmax(axis=1)]
+    write_serving_files(model_dir, prepared, loaded.tokenizer, config, predicted, written_by="export")
+    return True
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:

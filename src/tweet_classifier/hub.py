@@ -42,7 +42,14 @@ import yaml
 from pydantic import ValidationError
 
 from tweet_classifier import cli
-from tweet_classifier.artifact import MANIFEST_NAME, check_model_folder, read_json
+from tweet_classifier.artifact import (
+    CANARY_INFO_NAME,
+    CANARY_NAME,
+    MANIFEST_NAME,
+    REFERENCE_NAME,
+    check_model_folder,
+    read_json,
+)
 from tweet_classifier.config import ConfigError, HubConfig, load_config, parse_override
 from tweet_classifier.errors import TweetClassifierError
 
@@ -70,6 +77,10 @@ MODEL_ALLOW_LIST = (
     "metrics.json",
     "cleaning_report.json",
     "cleaning_report.md",
+    # What the server needs from the training data: the drift reference and the labelled canary rows.
+    REFERENCE_NAME,
+    CANARY_NAME,
+    CANARY_INFO_NAME,
     "benchmark.json",
     "README.md",
     "onnx/*.onnx",
@@ -85,6 +96,9 @@ MODEL_REQUIRED = ("config.json", "model.safetensors", MANIFEST_NAME, "tokenizer_
 MODEL_EXPECTED = (
     "run_config.yaml",
     "cleaning_report.json",
+    REFERENCE_NAME,
+    CANARY_NAME,
+    CANARY_INFO_NAME,
     "onnx/model.onnx",
     "onnx/model-int8.onnx",
     "onnx/model-cascade.onnx",

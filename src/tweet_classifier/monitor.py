@@ -24,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from tweet_classifier.artifact import REFERENCE_NAME
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import classification_report_dict
-from tweet_classifier.text import TextTraits
+from tweet_classifier.text import TextTraits, text_traits
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_NAME = "reference.json"
+__all__ = ["REFERENCE_NAME", "DriftReference", "FeedbackStore", "ServingMonitor"]
 REFERENCE_FORMAT_VERSION = 1
 PERCENTILES = (50, 95, 99)
 
@@ -98,6 +99,13 @@ def _bin_name(edges: Sequence[float], value: float, unit: str = "") -> str:
     return f"{low:g}-{edges[index + 1]:g}{unit}"
 
 
+def unk_share(token_ids: Sequence[int], unk_id: int | None) -> float:
+    """Share of ``[UNK]`` among a text's tokens (no special tokens): 0 without an unknown-token id."""
+    if unk_id is None or not token_ids:
+        return 0.0
+    return sum(1 for token in token_ids if token == unk_id) / len(token_ids)
+
+
 def drift_bins(traits: TextTraits, unk_share: float) -> dict[str, str]:
     """The bin each drift feature of one text falls in (same function for reference and live)."""
     bins = {
@@ -150,6 +158,24 @@ class DriftReference:
             raise MonitorError("cannot build a drift reference from zero texts: pass the training split")
         return cls(n=n, distributions={name: _shares(counter) for name, counter in counts.items()}, source=source)
 
+    @classmethod
+    def from_split(
+        cls,
+        raw_texts: Sequence[str],
+        unk_shares: Sequence[float],
+        labels: Sequence[str],
+        source: str = "training split",
+    ) -> DriftReference:
+        """The reference of a data split: traits of the raw texts (as users type them), the ``[UNK]``
+        share of the normalized texts (as the model sees them) and the labels; what the server observes."""
+        return cls.from_observations(
+            (
+                (text_traits(str(raw)), float(share), str(label))
+                for raw, share, label in zip(raw_texts, unk_shares, labels, strict=True)
+            ),
+            source=source,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
@@ -178,8 +204,8 @@ class DriftReference:
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise MonitorError(
-                f"drift reference {path} is unreadable ({type(error).__name__}); delete it to rebuild it "
-                "from the training split"
+                f"drift reference {path} is unreadable ({type(error).__name__}): re-export the model "
+                "(`tweet-classifier export --model DIR` rewrites it from the training split where the data is)"
             ) from None
 
 
@@ -191,6 +217,8 @@ class DriftTracker:
         self.min_samples = min_samples
         self.psi_threshold = psi_threshold
         self.reference: DriftReference | None = None
+        # Why there is no reference, once that is known (an older or third-party model folder).
+        self.unavailable_reason: str | None = None
         self._recent: deque[dict[str, str]] = deque(maxlen=window)
         self._counts: dict[str, Counter[str]] = {}
 
@@ -222,7 +250,8 @@ class DriftTracker:
             "message": "",
         }
         if self.reference is None:
-            result["message"] = "No training reference loaded yet, so drift cannot be measured."
+            result["status"] = "unavailable" if self.unavailable_reason else "waiting"
+            result["message"] = self.unavailable_reason or "Loading the training reference; drift is not measured yet."
             return result
         result["psi"] = {
             feature: population_stability_index(self.reference.distributions[feature], live.get(feature, {}))
@@ -394,6 +423,8 @@ class ServingMonitor:
         self.canary = LabelledStream(self.labels)
         self.canary_total = 0
         self.canary_status = "not started"
+        # Where the canary rows come from and what they scored offline (model folder or CANARY_FILE).
+        self.canary_source: dict[str, Any] = {}
         self.corrections = LabelledStream(self.labels)
         self.drift = DriftTracker(drift_window, drift_min_samples, drift_psi_threshold)
 
@@ -433,10 +464,16 @@ class ServingMonitor:
         with self._lock:
             self.drift.set_reference(reference)
 
-    def start_canary(self, total: int) -> None:
+    def set_reference_unavailable(self, reason: str) -> None:
+        """Say in plain words why drift is not measured (shown in place of the drift verdict)."""
+        with self._lock:
+            self.drift.unavailable_reason = reason
+
+    def start_canary(self, total: int, source: Mapping[str, Any] | None = None) -> None:
         with self._lock:
             self.canary_total = total
             self.canary_status = "running"
+            self.canary_source = dict(source or {})
 
     def record_canary(self, y_true: Sequence[str], y_pred: Sequence[str]) -> None:
         with self._lock:
@@ -485,7 +522,7 @@ class ServingMonitor:
         now = self._clock()
         with self._lock:
             canary = self.canary.summary()
-            canary.update(status=self.canary_status, total=self.canary_total)
+            canary.update(status=self.canary_status, total=self.canary_total, source=dict(self.canary_source))
             return {
                 "time": datetime.now(UTC).isoformat(timespec="seconds"),
                 "uptime_s": now - self.started_at,

@@ -33,11 +33,18 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from tweet_classifier.artifact import MANIFEST_NAME, read_json
+from tweet_classifier.artifact import MANIFEST_NAME, ArtifactError, read_canary, read_json
 from tweet_classifier.config import InferenceConfig, NormalizeConfig, ServeConfig
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import classification_report_dict
-from tweet_classifier.monitor import REFERENCE_NAME, DriftReference, FeedbackStore, ServingMonitor
+from tweet_classifier.monitor import (
+    REFERENCE_NAME,
+    DriftReference,
+    FeedbackStore,
+    MonitorError,
+    ServingMonitor,
+    unk_share,
+)
 from tweet_classifier.text import normalize_tweet, text_traits
 
 logger = logging.getLogger(__name__)
@@ -205,7 +212,9 @@ def model_metadata_dir(model: str, revision: str | None) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.yaml", "*.md", "*.txt"]))
+        return Path(
+            snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.jsonl", "*.yaml", "*.md", "*.txt"])
+        )
     except Exception:
         logger.warning("could not fetch the metadata files of %s; model view and reference are unavailable", model)
         return None
@@ -319,18 +328,24 @@ class ClassifierService:
 
     def _background_checks(self) -> None:
         _lower_thread_priority()
-        try:
-            reference, canary = self._reference_and_canary()
-        except Exception:
-            logger.exception("could not prepare the drift reference or the canary set")
-            self._monitor().set_canary_status("unavailable: preparing the data failed (see the server log)")
-            return
+        monitor = self._monitor()
+        reference, reason = self._reference()
         if reference is not None:
-            self._monitor().set_reference(reference)
+            monitor.set_reference(reference)
+        else:
+            monitor.set_reference_unavailable(reason)
+        canary, reason = self._canary()
         if canary is None:
-            self._monitor().set_canary_status("unavailable: no labelled canary set (set CANARY_FILE)")
+            monitor.set_canary_status(f"unavailable: {reason}")
             return
-        self.run_canary(*canary)
+        texts, labels, source = canary
+        # Batches go to the batch backend once it is warm; a canary split across two backends would
+        # score neither of them.
+        batch_ready = getattr(self._predictor(), "batch_ready", None)
+        if batch_ready is not None:
+            while not batch_ready.wait(0.1) and not self._stop.is_set():
+                pass
+        self.run_canary(texts, labels, source)
 
     # ---- readiness and access ------------------------------------------------------------------
     @property
@@ -487,36 +502,65 @@ class ClassifierService:
             return 0.0
         with self._tokenizer_lock:
             ids = tokenizer.ids(normalized_text)
-        return ids.count(tokenizer.unk_id) / len(ids) if ids else 0.0
+        return unk_share(ids, tokenizer.unk_id)
 
     # ---- reference and canary --------------------------------------------------------------------
-    def _reference_and_canary(self) -> tuple[DriftReference | None, tuple[list[str], list[str]] | None]:
-        reference: DriftReference | None = None
+    # Both come from the model folder (training writes them), never from the training data: a Space, a
+    # Docker image or a laptop that pulled the model from the Hub has the folder and nothing else.
+    def _reference(self) -> tuple[DriftReference | None, str]:
+        """The folder's drift reference, or why drift cannot be measured."""
         folder = self._metadata_dir
-        if folder is not None and (folder / REFERENCE_NAME).is_file():
-            reference = DriftReference.load(folder / REFERENCE_NAME)
-        canary: tuple[list[str], list[str]] | None = None
-        if self.settings.canary_file is not None:
-            canary = read_labelled_file(self.settings.canary_file, self._monitor().labels)
-        if (reference is None or canary is None) and folder is not None and (folder / "run_config.yaml").is_file():
-            prepared = prepare_data_for_model(folder / "run_config.yaml")
-            if reference is None:
-                train = prepared.train
-                reference = DriftReference.from_observations(
-                    (text_traits(raw), self.unk_share(text), label)
-                    for raw, text, label in zip(train["raw_text"], train["text"], train["label"], strict=True)
-                )
-            if canary is None:
-                canary = (list(prepared.test["raw_text"]), list(prepared.test["label"]))
-        if canary is not None:
-            texts, labels = canary
-            canary = (texts[: self.config.canary_max_rows], labels[: self.config.canary_max_rows])
-        return reference, canary
+        if folder is None:
+            return None, "The model's files could not be read, so there is no training reference to compare with."
+        path = folder / REFERENCE_NAME
+        if not path.is_file():
+            return None, (
+                f"Drift is off: this model folder has no {REFERENCE_NAME} (the training split's feature "
+                "distributions). Models trained by tweet-classifier carry one; for an older folder, run "
+                "`tweet-classifier export --model DIR` where its training data is available."
+            )
+        try:
+            return DriftReference.load(path), ""
+        except MonitorError as error:
+            logger.warning("%s", error)
+            return None, f"Drift is off: {error}"
 
-    def run_canary(self, texts: Sequence[str], labels: Sequence[str]) -> None:
+    def _canary(self) -> tuple[tuple[list[str], list[str], dict[str, Any]] | None, str]:
+        """Labelled rows for the live macro-F1: ``CANARY_FILE`` if set, else the model folder's own; or why none."""
+        if self.settings.canary_file is not None:
+            try:
+                texts, labels = read_labelled_file(self.settings.canary_file, self._monitor().labels)
+            except BadRequestError as error:
+                logger.error("%s", error)
+                return None, str(error)
+            source: dict[str, Any] = {"file": str(self.settings.canary_file), "sampling": "CANARY_FILE"}
+        else:
+            folder = self._metadata_dir
+            try:
+                canary = read_canary(folder) if folder is not None else None
+            except ArtifactError as error:
+                logger.warning("%s", error)
+                return None, f"{error} (or set CANARY_FILE)"
+            if canary is None:
+                return None, (
+                    "this model folder has no labelled canary rows (canary.jsonl): set CANARY_FILE to a CSV or "
+                    "JSONL with text,label, or run `tweet-classifier export --model DIR` where its data is"
+                )
+            known = set(self._monitor().labels)
+            pairs = [(text, label) for text, label in zip(canary.texts, canary.labels, strict=True) if label in known]
+            texts, labels = [text for text, _ in pairs], [label for _, label in pairs]
+            source = canary.provenance
+        if not texts:
+            return None, "the canary set has no row with one of this model's labels"
+        cap = self.config.canary_max_rows
+        if len(texts) > cap:
+            source = {**source, "capped_to": cap, "expected_macro_f1": None}
+        return (texts[:cap], labels[:cap], source), ""
+
+    def run_canary(self, texts: Sequence[str], labels: Sequence[str], source: Mapping[str, Any] | None = None) -> None:
         """Stream a labelled set through the same predictor as users, in small batches, behind users."""
         monitor, predictor = self._monitor(), self._predictor()
-        monitor.start_canary(total=len(texts))
+        monitor.start_canary(total=len(texts), source=source)
         started = time.perf_counter()
         batch_size = self.config.canary_batch_size
         normalize_config = NormalizeConfig(**predictor.manifest.normalizer)
@@ -652,19 +696,6 @@ def _lower_thread_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     except (AttributeError, OSError):
         logger.debug("could not lower the canary thread's priority")
-
-
-def prepare_data_for_model(run_config_path: Path) -> Any:
-    """The model's own data preparation (same splits as training) for the canary and the reference."""
-    from tweet_classifier.config import load_config
-    from tweet_classifier.data import prepare_data
-
-    # The label-noise audit only re-weights or drops train rows; skipping it saves its k-fold fits at start-up.
-    run_config = load_config([run_config_path], ["cleaning.label_noise.policy=off"])
-    started = time.perf_counter()
-    prepared = prepare_data(run_config)
-    logger.info("prepared the model's data for the canary and drift reference in %.1f s", time.perf_counter() - started)
-    return prepared
 
 
 def read_labelled_file(path: str | Path, labels: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -25,6 +25,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -664,6 +665,7 @@ def _write_model_folder(
     model = trainer.accelerator.unwrap_model(trainer.model)
     model.eval()
     scores: dict[str, dict[str, Any]] = {}
+    test_predicted: list[str] = []
     for split in ("validation", "test"):
         frame = getattr(prepared, split)
         probabilities = predict_probabilities(
@@ -675,6 +677,7 @@ def _write_model_folder(
             bf16=config.evaluate.bf16,
         )
         scores[split] = score_predictions(frame, probabilities, labels, config)
+        test_predicted = [labels[index] for index in probabilities.argmax(axis=1)]
     worst = scores["test"].pop("worst_examples")
     scores["validation"].pop("worst_examples")
     scores["validation"].pop("slices")
@@ -701,9 +704,84 @@ def _write_model_folder(
         write_json_atomic(staging / "metrics.json", metrics)
         write_json_atomic(staging / "cleaning_report.json", report)
         (staging / "cleaning_report.md").write_text(prepared.report.to_markdown(), encoding="utf-8")
+        write_serving_files(staging, prepared, tokenizer, config, test_predicted, written_by="train")
         card.write_model_card(staging)
     logger.info("model folder written: %s", model_dir)
     return TrainResult(model_dir, metrics, manifest, checkpoints_dir_for(model_dir), training=training)
+
+
+def canary_rows(test: pd.DataFrame, max_rows: int, seed: int) -> tuple[pd.DataFrame, str]:
+    """The test split itself, or a label-stratified sample of ``max_rows`` of it, and how it was chosen."""
+    if len(test) <= max_rows:
+        return test, "the whole test split"
+    from sklearn.model_selection import train_test_split
+
+    try:
+        sample, _ = train_test_split(test, train_size=max_rows, stratify=test["label"], random_state=seed)
+        how = f"a label-stratified sample of {max_rows} test rows (seed {seed})"
+    except ValueError:  # a class too small to stratify: a plain random sample keeps the cap
+        sample = test.sample(n=max_rows, random_state=seed)
+        how = f"a random sample of {max_rows} test rows (seed {seed})"
+    # Split order, so the sample streams in the same order as the split it came from.
+    return sample.sort_index(), how
+
+
+def write_serving_files(
+    folder: Path,
+    prepared: Any,
+    tokenizer: Any,
+    config: RunConfig,
+    test_predicted: Sequence[str] | None,
+    written_by: str,
+) -> None:
+    """What the server needs from the training data, written into the model folder so it never needs the data:
+
+    * ``reference.json``: drift reference from the train split (raw-text traits, ``[UNK]`` share of the
+      normalized text by this tokenizer, labels), binned by the same ``monitor`` code the server uses;
+    * ``canary.jsonl`` + ``canary.json``: the test rows as the model was scored on them (normalized
+      ``text``, ``label``; capped at ``serve.canary_max_rows``) and their provenance, with the macro-F1
+      torch fp32 scores on exactly these rows (the card's test macro-F1 when they are the whole split).
+
+    ``test_predicted``: torch fp32 labels of the whole test split, in split order (None: not scored here).
+    """
+    from tweet_classifier.artifact import REFERENCE_NAME, write_canary
+    from tweet_classifier.metrics import classification_report_dict
+    from tweet_classifier.monitor import DriftReference, unk_share
+
+    train_split = prepared.train
+    token_ids = tokenizer(train_split["text"].astype(str).tolist(), add_special_tokens=False)["input_ids"]
+    reference = DriftReference.from_split(
+        train_split["raw_text"].astype(str).tolist(),
+        [unk_share(ids, tokenizer.unk_token_id) for ids in token_ids],
+        train_split["label"].astype(str).tolist(),
+        source=f"training split ({len(train_split)} rows of {config.data.source})",
+    )
+    reference.save(folder / REFERENCE_NAME)
+    test = prepared.test.reset_index(drop=True)
+    rows, how = canary_rows(test, config.serve.canary_max_rows, config.seed)
+    expected = None
+    if test_predicted is not None:
+        predicted = [test_predicted[position] for position in rows.index]
+        expected = classification_report_dict(rows["label"].astype(str).tolist(), predicted, prepared.labels)[
+            "macro_f1"
+        ]
+    write_canary(
+        folder,
+        rows["text"].astype(str).tolist(),
+        rows["label"].astype(str).tolist(),
+        {
+            "split": "test",
+            "split_rows": len(test),
+            "sampling": how,
+            "text": "normalized text, as the model was scored on it (the split's `text` column)",
+            "data": {key: value for key, value in dataset_summary(config, prepared).items() if key != "sizes"},
+            "expected_macro_f1": expected,
+            "expected_backend": "torch-fp32",
+            "written_by": written_by,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    logger.info("wrote the drift reference (%d train rows) and %d canary rows (%s)", reference.n, len(rows), how)
 
 
 # --------------------------------------------------------------------------------------------- speed

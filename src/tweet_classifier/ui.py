@@ -139,9 +139,15 @@ def render_stats(metrics: dict[str, Any]) -> str:
         ),
         _card("corrections macro-F1", _f1(corrections["macro_f1"]), f"{corrections['n']:,} corrections"),
         _card("in flight / queued", f"{metrics['in_flight']} / {metrics['queue_depth'] or 0}", "right now"),
-        _card("drift", drift["status"], f"over {drift['n']:,} recent inputs"),
+        _card("drift", drift["status"], _drift_subtitle(drift)),
     ]
     return f'<div class="tc-stats" id="tc-stats">{"".join(cards)}</div>'
+
+
+def _drift_subtitle(drift: dict[str, Any]) -> str:
+    if drift["status"] == "unavailable":
+        return "no training reference in the model"
+    return f"over {drift['n']:,} recent inputs"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -168,7 +174,9 @@ def render_live_panel(metrics: dict[str, Any]) -> str:
         f1_rows.append(
             [source, stream["n"], _f1(stream["macro_f1"]), *(_f1(per_class.get(label)) for label in metrics["labels"])]
         )
-    f1_html = _table(["source", "n", "macro-F1", *metrics["labels"]], f1_rows)
+    f1_html = _table(["source", "n", "macro-F1", *metrics["labels"]], f1_rows) + _canary_note(
+        metrics["live_f1"]["canary"]
+    )
     drift = metrics["drift"]
     verdict_class = "tc-warn" if drift["status"] == "drift" else "tc-ok"
     drift_rows = [
@@ -185,6 +193,27 @@ def render_live_panel(metrics: dict[str, Any]) -> str:
         "rejected as busy</p>"
         f"<h3>Live F1</h3>{f1_html}<h3>Drift</h3>{drift_html}"
     )
+
+
+def _canary_note(canary: dict[str, Any]) -> str:
+    """Where the canary rows come from and what they scored offline, or why there is no canary."""
+    source = canary.get("source") or {}
+    if str(canary.get("status", "")).startswith("unavailable"):
+        reason = canary["status"].removeprefix("unavailable: ")
+        return f'<p class="tc-warn">Live canary F1 is off: {_escape(reason)}</p>'
+    if not source:
+        return ""
+    parts = [f"Canary rows: {source.get('sampling', 'labelled rows')}"]
+    data = source.get("data") or {}
+    if data.get("source"):
+        parts.append(f"of {data['source']}")
+    expected = source.get("expected_macro_f1")
+    if isinstance(expected, float):
+        parts.append(
+            f"· offline macro-F1 on these rows {_f1(expected)} ({source.get('expected_backend', 'torch-fp32')}, "
+            "the model card's number when they are the whole test split)"
+        )
+    return f"<p>{_escape(' '.join(parts))}</p>"
 
 
 def confusion_matrix_figure(labels: Sequence[str], matrix: Sequence[Sequence[int]], title: str) -> Figure:
