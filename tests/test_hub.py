@@ -169,8 +169,9 @@ def test_model_allow_list(path, allowed):
     ("path", "allowed"),
     [
         ("app.py", True),
-        ("src/tweet_classifier/hub.py", True),
-        ("src/tweet_classifier/sub/deep/x.py", True),
+        ("tweet_classifier/hub.py", True),
+        ("tweet_classifier/sub/deep/x.py", True),
+        ("src/tweet_classifier/hub.py", False),
         ("configs/airline.yaml", True),
         ("configs/nested/x.yaml", False),
         ("tests/test_hub.py", False),
@@ -523,8 +524,8 @@ SPACE_FILES = [
     "app.py",
     "configs/airline.yaml",
     "requirements.txt",
-    "src/tweet_classifier/__init__.py",
-    "src/tweet_classifier/ui/layout.py",
+    "tweet_classifier/__init__.py",
+    "tweet_classifier/ui/layout.py",
 ]
 
 
@@ -565,6 +566,39 @@ def test_deploy_space_dry_run_lists_exactly_the_app_files(project, tmp_path, cap
     written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
     assert written == SPACE_FILES == result["files"]
     assert result["variables"]["MODEL_ID"] == REPO_ID
+    # The Space's pip gets PyTorch's CPU index first, then exactly the project's pins.
+    staged = (out / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert f"--extra-index-url {hub.TORCH_CPU_INDEX_URL}" in staged
+    assert staged[-1] == "gradio==6.31.0"
+
+
+def test_the_staged_space_imports_the_package_with_nothing_installed(tmp_path, capsys):
+    """The issue's reproduction: in the staged folder, python -S with only site-packages on sys.path."""
+    import site
+    import subprocess
+    import sys
+
+    out = tmp_path / "space"
+    assert run_cli("deploy-space", "--space-id", SPACE_ID, "--dry-run", str(out)) == 0
+    code = (
+        "import sys; sys.path.extend(sys.argv[1:]); import tweet_classifier.serve, tweet_classifier.ui; "
+        "print(tweet_classifier.__file__)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-S", "-c", code, *site.getsitepackages()],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert Path(completed.stdout.strip()) == out / "tweet_classifier" / "__init__.py"
+
+
+def test_the_dockerfile_and_the_space_use_the_same_cpu_torch_index():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert f"ARG TORCH_INDEX_URL={hub.TORCH_CPU_INDEX_URL}\n" in dockerfile
 
 
 def test_deploy_space_dry_run_of_this_checkout_ships_the_package_but_no_tests(tmp_path, capsys):
@@ -573,7 +607,7 @@ def test_deploy_space_dry_run_of_this_checkout_ships_the_package_but_no_tests(tm
     out = tmp_path / "space"
     assert run_cli("deploy-space", "--space-id", SPACE_ID, "--dry-run", str(out)) == 0
     files = stdout_json(capsys)["files"]
-    assert "src/tweet_classifier/hub.py" in files
+    assert "tweet_classifier/hub.py" in files
     assert "app.py" in files
     assert "README.md" in files
     assert not any(name.startswith(("tests/", ".venv/", "models/", "data/")) for name in files)
@@ -626,7 +660,7 @@ def test_deploy_space_keeps_a_given_commit_sha_and_removes_stale_modules(project
     (project / "src/tweet_classifier/ui/layout.py").unlink()
     assert run_cli(*args, "--source", str(project)) == 0
     result = stdout_json(capsys)
-    assert result["deleted"] == ["src/tweet_classifier/ui/layout.py"]
+    assert result["deleted"] == ["tweet_classifier/ui/layout.py"]
     assert hub_stub.repo(SPACE_ID, "space").variables["MODEL_REVISION"]["value"] == pinned
     # Nothing asked the model repo (which does not exist here): the SHA was used as given.
     assert hub_stub.requests_matching("GET", f"/api/models/{REPO_ID}") == []
@@ -654,3 +688,16 @@ def test_deploy_space_gives_up_after_retries(project, hub_stub, caplog):
 
 def test_project_root_is_this_checkout():
     assert hub.project_root() == REPO_ROOT.resolve()
+
+
+def test_a_deploy_removes_the_package_from_where_earlier_deploys_put_it(project, hub_stub, capsys):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub_stub.endpoint)
+    api.create_repo(SPACE_ID, repo_type="space", space_sdk="gradio")
+    api.upload_file(
+        path_or_fileobj=b"OLD = 1\n", path_in_repo="src/tweet_classifier/old.py", repo_id=SPACE_ID, repo_type="space"
+    )
+    assert run_cli("deploy-space", "--space-id", SPACE_ID, "--source", str(project)) == 0
+    assert stdout_json(capsys)["deleted"] == ["src/tweet_classifier/old.py"]
+    assert sorted(hub_stub.files_at(SPACE_ID, "main", "space")) == sorted([".gitattributes", *SPACE_FILES])

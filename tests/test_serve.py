@@ -102,6 +102,28 @@ def test_app_py_without_a_model_exits_2_with_the_fix(tmp_path) -> None:
     assert "Traceback" not in completed.stderr
 
 
+def test_without_model_id_or_local_model_the_space_card_names_the_model(tmp_path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from tweet_classifier.serve import card_model, default_model
+
+    card = tmp_path / "README.md"
+    card.write_text(
+        "---\nsdk: gradio\nmodels:\n  - someone/tweet-model\n  - someone/other\n---\n# x\n", encoding="utf-8"
+    )
+    assert card_model(card) == "someone/tweet-model"
+    assert card_model(tmp_path / "missing.md") is None
+    (tmp_path / "plain.md").write_text("# no front matter\n", encoding="utf-8")
+    assert card_model(tmp_path / "plain.md") is None
+    # Offline and not in the cache: the same one-line error as with no model at all, naming the card's model.
+    with pytest.raises(NoModelError, match=r"Run `make demo`.*names someone/tweet-model .*HF_HUB_OFFLINE=1"):
+        default_model(tmp_path / "models", card)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert default_model(tmp_path / "models", card) == "someone/tweet-model"
+    local = _fake_model_folder(tmp_path / "models" / "mine", 1_000)
+    assert default_model(tmp_path / "models", card) == str(local)  # a local model wins over the card
+
+
 def test_main_returns_2_when_no_model_is_found(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main([], env={}) == 2

@@ -8,8 +8,19 @@ leave the machine. Allow-listed files the new folder no longer has (say, an ONNX
 export) are deleted in the same commit, so a revision never mixes two trainings.
 
 ``deploy-space`` does the same for the Space: ``app.py``, ``requirements.txt``, ``README.md`` (the Space
-card), ``src/tweet_classifier/**/*.py`` and ``configs/*.yaml``, then pins the model through the Space
-variables ``MODEL_ID`` / ``MODEL_REVISION`` (a commit SHA, resolved here when a branch is given).
+card), the package as ``tweet_classifier/**/*.py`` at the repo root and ``configs/*.yaml``, then pins the
+model through the Space variables ``MODEL_ID`` / ``MODEL_REVISION`` (a commit SHA, resolved here when a
+branch is given). The staged folder is the whole Space: ``pip install -r requirements.txt`` then
+``python app.py`` in it is what the Space runs (``tests/test_deployed.py`` does exactly that):
+
+* the package sits at the root, not under ``src/``: ``python app.py`` puts the app's own folder first on
+  ``sys.path``, so ``import tweet_classifier`` finds it with nothing installed. Installing the package from
+  ``requirements.txt`` (``.`` or ``-e .``) cannot work on a Space: its build installs ``requirements.txt``
+  before the repository's other files are in the image.
+* ``requirements.txt`` is the project's pins with ``--extra-index-url`` of PyTorch's CPU wheels first:
+  the Space's build runs pip on the file, which honours that option, and ``torch==2.13.0`` then resolves
+  to ``2.13.0+cpu`` (a local version sorts above the plain one) instead of PyPI's CUDA build and its
+  multi-GB ``nvidia-*`` dependencies. The Dockerfile's ``TORCH_INDEX_URL`` default is the same index.
 
 Credentials come from ``HF_TOKEN`` or the ``hf auth login`` file and are handed to ``huggingface_hub``
 untouched: no flag accepts one, nothing here logs or writes one, and every staged file is scanned for
@@ -105,8 +116,13 @@ MODEL_EXPECTED = (
     "onnx/cascade.json",
 )
 
-SPACE_ALLOW_LIST = ("app.py", "requirements.txt", "README.md", "src/tweet_classifier/**/*.py", "configs/*.yaml")
+SPACE_PACKAGE = "tweet_classifier"
+SPACE_ALLOW_LIST = ("app.py", "requirements.txt", "README.md", f"{SPACE_PACKAGE}/**/*.py", "configs/*.yaml")
+# Where earlier deploys put the package: removed from a Space by the next deploy.
+SPACE_FORMER_PATHS = ("src/tweet_classifier/**/*.py",)
 SPACE_REQUIRED = ("app.py", "requirements.txt", "README.md")
+# PyTorch's CPU wheels (see the module docstring); the Dockerfile's TORCH_INDEX_URL default is the same.
+TORCH_CPU_INDEX_URL = "https://download.pytorch.org/whl/cpu"
 
 # A Hugging Face user token, and "<name>_API_KEY/TOKEN = <long value>" assignments (W&B and friends).
 TOKEN_PATTERNS = (
@@ -274,14 +290,30 @@ def stage_space_files(source_root: str | Path, staging: str | Path) -> tuple[lis
             f"{root / 'README.md'} has no Space card: it must start with a YAML front matter block "
             "(--- ... ---) that sets at least `sdk: gradio`"
         )
-    package = root / "src" / "tweet_classifier"
-    candidates = [root / name for name in SPACE_REQUIRED] + list(package.rglob("*.py"))
-    candidates += list((root / "configs").glob("*.yaml"))
-    files, _ = select_files(root, SPACE_ALLOW_LIST, candidates)
-    if not any(name.startswith("src/tweet_classifier/") for name in files):
-        raise HubError(f"{root / 'src' / 'tweet_classifier'} holds no Python files; pass --source <repo root>")
-    _copy_files(root, Path(staging), files)
+    package = root / "src" / SPACE_PACKAGE
+    modules = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if path.is_file() and not path.is_symlink() and "__pycache__" not in path.parts
+    )
+    if not modules:
+        raise HubError(f"{package} holds no Python files; pass --source <repo root>")
+    target = Path(staging)
+    configs, _ = select_files(root, SPACE_ALLOW_LIST, list((root / "configs").glob("*.yaml")))
+    _copy_files(root, target, ["app.py", "README.md", *configs])
+    _copy_files(package, target / SPACE_PACKAGE, modules)
+    (target / "requirements.txt").write_text(space_requirements(root / "requirements.txt"), encoding="utf-8")
+    files = sorted(["app.py", "README.md", "requirements.txt", *configs, *(f"{SPACE_PACKAGE}/{m}" for m in modules)])
     return files, card
+
+
+def space_requirements(requirements: Path) -> str:
+    """The project's pinned requirements with PyTorch's CPU index added, for the Space's pip."""
+    return (
+        "# Staged by `tweet-classifier deploy-space`: the project's requirements.txt, plus PyTorch's CPU index\n"
+        "# so the Space installs torch's CPU build rather than the multi-GB CUDA one.\n"
+        f"--extra-index-url {TORCH_CPU_INDEX_URL}\n" + requirements.read_text(encoding="utf-8")
+    )
 
 
 # -- talking to the Hub ----------------------------------------------------------------------------------
@@ -567,7 +599,7 @@ def deploy_space(
                 repo_id=space_id,
                 repo_type="space",
                 revision="main",
-                allow_list=SPACE_ALLOW_LIST,
+                allow_list=(*SPACE_ALLOW_LIST, *SPACE_FORMER_PATHS),
                 commit_message="Deploy the tweet-classifier app",
                 commit_description=f"files: {', '.join(files)}",
                 config=config,

@@ -50,6 +50,8 @@ from tweet_classifier.text import normalize_tweet, text_traits
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS_DIR = "models"
+# The Space card (README.md front matter) beside app.py: its `models:` list names the model a Space serves.
+SPACE_CARD = "README.md"
 # Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 INTERNAL_ERROR_MESSAGE = "Internal error while handling this request; it was logged as {error_id}. Please retry."
@@ -130,7 +132,7 @@ class ServeSettings:
     ) -> ServeSettings:
         environ = os.environ if env is None else env
         config = ServeConfig()
-        model = environ.get("MODEL_ID") or str(newest_local_model(models_dir))
+        model = environ.get("MODEL_ID") or default_model(models_dir, revision=environ.get("MODEL_REVISION") or None)
         port_text = environ.get("GRADIO_SERVER_PORT", "7860")
         try:
             port = int(port_text)
@@ -165,6 +167,44 @@ def newest_local_model(models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
             "`tweet-classifier train --config configs/airline.yaml`, or set MODEL_ID to a model folder or Hub id."
         )
     return max(manifests, key=lambda path: path.stat().st_mtime).parent
+
+
+def card_model(card_path: str | Path = SPACE_CARD) -> str | None:
+    """The first model of a Space card's ``models:`` list (what a Space serves with no MODEL_ID), if any."""
+    path = Path(card_path)
+    if not path.is_file():
+        return None
+    from huggingface_hub import metadata_load
+
+    try:
+        models = (metadata_load(path) or {}).get("models") or []
+    except (ValueError, OSError) as error:  # a broken front matter is the Space's problem, not a crash here
+        logger.warning("could not read the models: list of %s (%s)", path, error)
+        return None
+    return str(models[0]) if isinstance(models, list) and models else None
+
+
+def default_model(
+    models_dir: str | Path = DEFAULT_MODELS_DIR, card_path: str | Path = SPACE_CARD, revision: str | None = None
+) -> str:
+    """With no MODEL_ID: the newest local model folder, else the model the Space card names."""
+    try:
+        return str(newest_local_model(models_dir))
+    except NoModelError as no_local:
+        named = card_model(card_path)
+        if named is None:
+            raise
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        if constants.is_offline_mode() and not isinstance(
+            try_to_load_from_cache(named, MANIFEST_NAME, revision=revision or "main"), str
+        ):
+            raise NoModelError(
+                f"{no_local} ({card_path} names {named} under models:, but HF_HUB_OFFLINE=1 is set and it is not in "
+                "the Hub cache)"
+            ) from None
+        logger.info("MODEL_ID is not set and there is no local model: serving %s, named in %s", named, card_path)
+        return named
 
 
 class _UnkCounter:
