@@ -15,6 +15,7 @@ from tweet_classifier.config import (
     data_dir,
     deep_merge,
     load_config,
+    load_serving_config,
     parse_override,
     save_config,
 )
@@ -314,3 +315,74 @@ def test_exponent_floats_without_a_dot_are_numbers(raw, expected):
     # YAML 1.1 reads "5e-5" as a string; a learning rate written that way must still load.
     config = load_config([REPO_ROOT / "configs" / "airline.yaml"], [f"train.learning_rate={raw}"])
     assert config.train.learning_rate == pytest.approx(expected)
+
+
+# ---- the server's settings: the model's run config, the caller's files and --set, then the environment
+def _model_run_config(tmp_path: Path, **sections: dict) -> Path:
+    values = load_config([REPO_ROOT / "configs" / "airline.yaml"]).to_dict()
+    for name, changes in sections.items():
+        values[name].update(changes)
+    path = tmp_path / "model" / "run_config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_config(build_config(values), path)
+    return path
+
+
+def test_serving_settings_layer_model_then_files_then_set_then_env(tmp_path) -> None:
+    model = _model_run_config(
+        tmp_path,
+        serve={"concurrency_limit": 3, "canary_batch_size": 4, "drift_window": 500},
+        inference={"backend": "onnx-fp32", "parity_rounds": 7},
+    )
+    serve, inference = load_serving_config(model, env={})
+    assert (serve.concurrency_limit, serve.canary_batch_size, inference.backend) == (3, 4, "onnx-fp32")
+    caller = tmp_path / "serve.yaml"
+    caller.write_text("serve:\n  canary_batch_size: 16\ninference:\n  num_threads: 1\n", encoding="utf-8")
+    serve, inference = load_serving_config(
+        model,
+        [caller],
+        ["serve.drift_window=200", "serve.feedback_file=from-set.jsonl"],
+        env={"FEEDBACK_FILE": "from-env.jsonl", "FEEDBACK_REPO": "org/feedback"},
+    )
+    assert serve.concurrency_limit == 3  # the model's
+    assert serve.canary_batch_size == 16  # the caller's file
+    assert serve.drift_window == 200  # --set
+    assert (serve.feedback_file, serve.feedback_repo) == ("from-env.jsonl", "org/feedback")  # env on top
+    assert (inference.backend, inference.num_threads) == ("onnx-fp32", 1)
+    # No model config at all (a third-party model): the defaults.
+    assert load_serving_config(None, env={})[0].concurrency_limit == 2
+
+
+@pytest.mark.parametrize(
+    ("file_text", "overrides", "message"),
+    [
+        (
+            "train:\n  epochs: 2\n",
+            [],
+            r"serve.yaml: 'train' is not a serving setting; the server reads only the serve: and inference:",
+        ),
+        ("", ["name=x"], r"--set name=x: 'name' is not a serving setting"),
+        (
+            "",
+            ["inference.parity_rounds=2"],
+            r"--set inference.parity_rounds=2: inference.parity_rounds is used only by `tweet-classifier export`",
+        ),
+        ("", ["serve.concurency_limit=4"], r"unknown config key 'serve.concurency_limit'"),
+        ("serve:\n  concurrency_limit: many\n", [], r"config key 'serve.concurrency_limit' has invalid value 'many'"),
+        ("inference: fast\n", [], r"inference must be a mapping"),
+    ],
+)
+def test_serving_settings_refuse_what_the_server_would_not_use(tmp_path, file_text, overrides, message) -> None:
+    caller = tmp_path / "serve.yaml"
+    caller.write_text(file_text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_serving_config(None, [caller], overrides, env={})
+
+
+def test_a_model_config_this_version_cannot_read_is_skipped_with_a_warning(tmp_path, caplog) -> None:
+    model = tmp_path / "run_config.yaml"
+    model.write_text("serve:\n  concurrency_limit: 3\n  a_future_setting: 1\ninference:\n  batch_size: 8\n")
+    serve, inference = load_serving_config(model, env={})
+    assert serve.concurrency_limit == 2
+    assert inference.batch_size == 8
+    assert "ignoring the serve: section" in caplog.text

@@ -124,6 +124,44 @@ def test_without_model_id_or_local_model_the_space_card_names_the_model(tmp_path
     assert default_model(tmp_path / "models", card) == str(local)  # a local model wins over the card
 
 
+def test_the_server_honours_the_models_and_the_callers_serving_config(tmp_path, tiny_model_dir) -> None:
+    import shutil
+
+    from tweet_classifier.serve import load_real_predictor
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    (folder / "run_config.yaml").write_text(
+        "name: tiny\nserve:\n  concurrency_limit: 3\n  max_batch_texts: 7\ninference:\n  batch_size: 4\n",
+        encoding="utf-8",
+    )
+    caller = tmp_path / "serve.yaml"
+    caller.write_text("serve:\n  max_batch_texts: 5\n", encoding="utf-8")
+    settings = ServeSettings.from_env(
+        {"MODEL_ID": str(folder), "SERVE_CONFIG": "ignored: read by main"},
+        config_paths=[caller],
+        config_overrides=["inference.max_chars=40", "serve.feedback_file=" + str(tmp_path / "fb.jsonl")],
+    )
+    assert (settings.config.concurrency_limit, settings.config.max_batch_texts) == (3, 5)
+    assert settings.feedback_file == tmp_path / "fb.jsonl"
+    service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor())
+    service.start(background_checks=False)
+    assert service.wait_until_loaded(10)
+    with pytest.raises(BadRequestError, match="limit is 5"):
+        service.predict_batch(["a"] * 6)
+    predictor = load_real_predictor(str(folder), None, settings.inference)
+    assert (predictor.max_chars, predictor.batch_size) == (40, 4)
+
+
+def test_app_py_refuses_settings_it_would_not_use(tmp_path, tiny_model_dir, capsys) -> None:
+    env = {"MODEL_ID": str(tiny_model_dir)}
+    assert main(["--set", "inference.parity_rounds=2"], env=env) == 2
+    assert "inference.parity_rounds is used only by `tweet-classifier export`" in capsys.readouterr().err
+    serve_config = tmp_path / "serve.yaml"
+    serve_config.write_text("serve:\n  concurrency_limit: 0\n", encoding="utf-8")
+    assert main([], env={**env, "SERVE_CONFIG": str(serve_config)}) == 2
+    assert "config key 'serve.concurrency_limit' has invalid value 0" in capsys.readouterr().err
+
+
 def test_main_returns_2_when_no_model_is_found(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main([], env={}) == 2

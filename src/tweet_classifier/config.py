@@ -8,6 +8,7 @@ refuses type changes, so a typo fails loudly with the key and the value it was g
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tweet_classifier.errors import TweetClassifierError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -245,7 +248,8 @@ class InferenceConfig(_Section):
 
 
 class ServeConfig(_Section):
-    """The Gradio app and the FastAPI server (serve.py, monitor.py); env vars override some fields."""
+    """The Gradio app and the FastAPI server (serve.py, monitor.py); see ``load_serving_config`` for the
+    layers (the model's run config, the caller's files and ``--set``, then FEEDBACK_FILE / FEEDBACK_REPO)."""
 
     # Model calls running at once per process. On a 2-core CPU more than 2 only adds contention;
     # measured with scripts/api_latency.py and the load test (see README).
@@ -264,6 +268,11 @@ class ServeConfig(_Section):
     feedback_file: str = "runs/feedback.jsonl"
     feedback_max_records: int = Field(10_000, ge=10)
     feedback_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    # A Hub dataset (ORG/NAME) the corrections are also committed to, so they survive a Space restart
+    # (a Space's disk is wiped); env FEEDBACK_REPO. Needs a write token in HF_TOKEN.
+    feedback_repo: str | None = None
+    # How often the background scheduler commits new corrections there (huggingface_hub's CommitScheduler).
+    feedback_push_minutes: float = Field(1.0, gt=0)
     # Canary: small batches so user requests are never stuck behind it; it pauses while users wait.
     canary_batch_size: int = Field(8, ge=1)
     canary_max_rows: int = Field(5_000, ge=1)
@@ -436,6 +445,78 @@ def load_config(paths: Sequence[str | Path], overrides: Iterable[str] = ()) -> R
     for override in overrides:
         values = apply_override(values, override)
     return build_config(values)
+
+
+# The inference settings the server uses; the others (parity gate, latency rounds, compile) are export's.
+SERVING_INFERENCE_KEYS = ("backend", "max_chars", "batch_size", "num_threads")
+SERVING_SECTIONS = ("serve", "inference")
+# Environment variables on top of every config layer, by the serve key they set.
+SERVING_ENV = {"FEEDBACK_FILE": "feedback_file", "FEEDBACK_REPO": "feedback_repo"}
+
+
+def _serving_sections(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``serve:`` and ``inference:`` of a caller's layer; anything else would be validated and then unused."""
+    extra = sorted(set(values) - set(SERVING_SECTIONS))
+    if extra:
+        raise ConfigError(
+            f"{where}: {', '.join(repr(key) for key in extra)} is not a serving setting; the server reads only the "
+            "serve: and inference: sections, so remove the others (training settings belong in a run config)"
+        )
+    inference = values.get("inference") or {}
+    if not isinstance(inference, Mapping):
+        raise ConfigError(f"{where}: inference must be a mapping of settings, got {inference!r}")
+    unused = sorted(set(inference) - set(SERVING_INFERENCE_KEYS))
+    if unused:
+        raise ConfigError(
+            f"{where}: inference.{unused[0]} is used only by `tweet-classifier export`: remove it here "
+            f"(the server uses inference.{', inference.'.join(SERVING_INFERENCE_KEYS)})"
+        )
+    return {key: dict(values[key]) for key in SERVING_SECTIONS if isinstance(values.get(key), Mapping)}
+
+
+def _validated_section(section: type[_Section], values: Mapping[str, Any], name: str) -> _Section:
+    try:
+        return section.model_validate(dict(values))
+    except ValidationError as error:
+        problems = _format_validation_error(error).replace("config key '", f"config key '{name}.")
+        raise ConfigError(problems) from None
+
+
+def load_serving_config(
+    model_run_config: str | Path | None,
+    paths: Sequence[str | Path] = (),
+    overrides: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> tuple[ServeConfig, InferenceConfig]:
+    """The server's settings, later layers winning: defaults, the model's own ``run_config.yaml`` (its
+    ``serve:`` and ``inference:``, as trained), the caller's files (only those two sections), ``--set``
+    overrides, then the environment (``SERVING_ENV``). Every key a caller gives is one the server uses.
+
+    A model's config this version cannot read (an older or newer tweet-classifier) is skipped with a
+    warning, section by section: the model still serves, with the caller's settings and the defaults.
+    """
+    layered: dict[str, Any] = {"serve": {}, "inference": {}}
+    if model_run_config is not None and Path(model_run_config).is_file():
+        model_values = _read_yaml_file(Path(model_run_config))
+        for name, section in (("serve", ServeConfig), ("inference", InferenceConfig)):
+            candidate = model_values.get(name) or {}
+            if name == "inference" and isinstance(candidate, Mapping):
+                candidate = {key: value for key, value in candidate.items() if key in SERVING_INFERENCE_KEYS}
+            try:
+                layered[name] = _validated_section(section, candidate, name).model_dump(exclude_unset=True)
+            except ConfigError as error:
+                logger.warning("ignoring the %s: section of %s: %s", name, model_run_config, error)
+    for path in paths:
+        layered = deep_merge(layered, _serving_sections(_read_yaml_file(Path(path)), f"config file {path}"))
+    for override in overrides:
+        layered = deep_merge(layered, _serving_sections(apply_override({}, override), f"--set {override}"))
+    environ = os.environ if env is None else env
+    for variable, key in SERVING_ENV.items():
+        if environ.get(variable):
+            layered["serve"][key] = environ[variable]
+    serve = _validated_section(ServeConfig, layered["serve"], "serve")
+    inference = _validated_section(InferenceConfig, layered["inference"], "inference")
+    return serve, inference  # type: ignore[return-value]
 
 
 def save_config(config: RunConfig, path: str | Path) -> Path:

@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from tweet_classifier.artifact import MANIFEST_NAME, ArtifactError, read_canary, read_json
-from tweet_classifier.config import InferenceConfig, NormalizeConfig, ServeConfig
+from tweet_classifier.config import InferenceConfig, NormalizeConfig, ServeConfig, load_serving_config
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import classification_report_dict
 from tweet_classifier.monitor import (
@@ -50,6 +50,7 @@ from tweet_classifier.text import normalize_tweet, text_traits
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS_DIR = "models"
+RUN_CONFIG_NAME = "run_config.yaml"
 # The Space card (README.md front matter) beside app.py: its `models:` list names the model a Space serves.
 SPACE_CARD = "README.md"
 # Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
@@ -128,11 +129,21 @@ class ServeSettings:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, models_dir: str | Path = DEFAULT_MODELS_DIR, **overrides: Any
+        cls,
+        env: Mapping[str, str] | None = None,
+        models_dir: str | Path = DEFAULT_MODELS_DIR,
+        config_paths: Sequence[str | Path] = (),
+        config_overrides: Sequence[str] = (),
+        **overrides: Any,
     ) -> ServeSettings:
+        """Environment variables (docs/DESIGN.md) and ``config.load_serving_config``'s layers: the model's own
+        run config, then ``config_paths`` and ``config_overrides`` (``--config`` / ``--set``), then env."""
         environ = os.environ if env is None else env
-        config = ServeConfig()
-        model = environ.get("MODEL_ID") or default_model(models_dir, revision=environ.get("MODEL_REVISION") or None)
+        revision = environ.get("MODEL_REVISION") or None
+        model = environ.get("MODEL_ID") or default_model(models_dir, revision=revision)
+        config, inference = load_serving_config(
+            model_run_config_path(model, revision), config_paths, config_overrides, environ
+        )
         port_text = environ.get("GRADIO_SERVER_PORT", "7860")
         try:
             port = int(port_text)
@@ -141,13 +152,14 @@ class ServeSettings:
         canary = environ.get("CANARY_FILE")
         values: dict[str, Any] = {
             "model": model,
-            "revision": environ.get("MODEL_REVISION") or None,
+            "revision": revision,
             # Loopback unless told otherwise; Spaces and Docker set GRADIO_SERVER_NAME=0.0.0.0.
             "host": environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
             "port": port,
-            "feedback_file": Path(environ.get("FEEDBACK_FILE", config.feedback_file)),
+            "feedback_file": Path(config.feedback_file),
             "canary_file": Path(canary) if canary else None,
             "config": config,
+            "inference": inference,
             "latency_probe": environ.get("TWEET_CLASSIFIER_LATENCY_PROBE", "") == "1",
         }
         values.update(overrides)
@@ -167,6 +179,24 @@ def newest_local_model(models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
             "`tweet-classifier train --config configs/airline.yaml`, or set MODEL_ID to a model folder or Hub id."
         )
     return max(manifests, key=lambda path: path.stat().st_mtime).parent
+
+
+def model_run_config_path(model: str, revision: str | None) -> Path | None:
+    """The model's ``run_config.yaml`` (its trained serve: and inference: defaults), fetched alone for a Hub id."""
+    if Path(model).is_dir():
+        return Path(model) / RUN_CONFIG_NAME
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(model, RUN_CONFIG_NAME, revision=revision))
+    except Exception as error:  # missing file, offline, unknown repo: the load reports the last two itself
+        logger.info(
+            "no %s for %s (%s): serving settings from the defaults and the caller",
+            RUN_CONFIG_NAME,
+            model,
+            type(error).__name__,
+        )
+        return None
 
 
 def card_model(card_path: str | Path = SPACE_CARD) -> str | None:
@@ -238,10 +268,16 @@ class _UnkCounter:
 def load_real_predictor(model: str, revision: str | None, inference: InferenceConfig) -> PredictorLike:
     from tweet_classifier.predictor import Predictor
 
-    # max_chars None: the model folder's own cap (manifest.max_chars) applies.
+    # max_chars unset by any layer: the model folder's own cap (manifest.max_chars) applies.
     # defer_batch: healthy as soon as single texts are served warm; the batch backend joins in the background.
     return Predictor.load(
-        model, revision=revision, backend=inference.backend, batch_size=inference.batch_size, defer_batch=True
+        model,
+        revision=revision,
+        backend=inference.backend,
+        max_chars=inference.max_chars if "max_chars" in inference.model_fields_set else None,
+        num_threads=inference.num_threads or None,
+        batch_size=inference.batch_size,
+        defer_batch=True,
     )
 
 
@@ -996,14 +1032,22 @@ def run_server(app: FastAPI, settings: ServeSettings) -> None:
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """``python app.py``: resolve the model, start loading it, serve until SIGTERM/SIGINT."""
-    from tweet_classifier.cli import configure_logging
+    from tweet_classifier.cli import add_config_arguments, configure_logging
 
-    parser = argparse.ArgumentParser(prog="app.py", description="Serve the tweet classifier (Gradio UI + API)")
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="Serve the tweet classifier (Gradio UI + API). Settings: the model's run_config.yaml, then "
+        "--config files and --set overrides (serve: and inference: only), then environment variables.",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_config_arguments(parser, required=False)
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    environ = os.environ if env is None else env
+    # SERVE_CONFIG: a settings file where the command line is fixed (a Space, the Docker image's CMD).
+    config_paths = [*filter(None, [environ.get("SERVE_CONFIG")]), *(args.config or [])]
     try:
-        settings = ServeSettings.from_env(env)
+        settings = ServeSettings.from_env(env, config_paths=config_paths, config_overrides=args.overrides)
     except TweetClassifierError as error:
         logger.error("%s", error)
         return 2
