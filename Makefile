@@ -51,7 +51,7 @@ test: setup  ## the default offline suite with coverage (floor in pyproject.toml
 
 # ---- heavier suites (CI runs them too)
 
-test-slow: setup  ## the real base model: smoke training, the Docker image's install and start commands
+test-slow: setup  ## the real base model: smoke training; the staged Space and the Docker image's commands in a fresh venv
 	$(PYTEST) -m slow --no-cov
 
 test-load: setup  ## 16 gradio_client users for 60 s against a served model: zero failures, p95 printed
