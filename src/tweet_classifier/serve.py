@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field
 from tweet_classifier.artifact import MANIFEST_NAME, ArtifactError, read_canary, read_json
 from tweet_classifier.config import InferenceConfig, NormalizeConfig, ServeConfig, load_serving_config
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.feedback_hub import HubFeedbackLog, merge_records
 from tweet_classifier.metrics import classification_report_dict
 from tweet_classifier.monitor import (
     REFERENCE_NAME,
@@ -338,6 +339,14 @@ class ClassifierService:
         self.feedback_store = FeedbackStore(
             settings.feedback_file, self.config.feedback_max_records, self.config.feedback_max_bytes
         )
+        # FEEDBACK_REPO: corrections also go to a Hub dataset (a Space's disk does not survive a restart).
+        self.feedback_hub: HubFeedbackLog | None = None
+        if self.config.feedback_repo:
+            self.feedback_hub = HubFeedbackLog(
+                self.config.feedback_repo,
+                Path(settings.feedback_file).parent / "feedback-hub",
+                self.config.feedback_push_minutes,
+            )
         self.state = "loading"
         self.load_error: str | None = None
         self.loaded = threading.Event()
@@ -361,6 +370,12 @@ class ClassifierService:
     def stop(self) -> None:
         self._stop.set()
 
+    def close(self) -> None:
+        """After the server has stopped: commit the corrections the Hub dataset does not have yet."""
+        self.stop()
+        if self.feedback_hub is not None:
+            self.feedback_hub.flush()
+
     def wait_until_loaded(self, timeout: float | None = None) -> bool:
         return self.loaded.wait(timeout)
 
@@ -377,7 +392,7 @@ class ClassifierService:
                 drift_min_samples=self.config.drift_min_samples,
                 drift_psi_threshold=self.config.drift_psi_threshold,
             )
-            replayed = monitor.load_corrections(self.feedback_store.load())
+            replayed = monitor.load_corrections(self._stored_corrections())
             folder = getattr(predictor, "folder", None)
             self._metadata_dir = (
                 Path(folder) if folder is not None else model_metadata_dir(self.settings.model, self.settings.revision)
@@ -401,6 +416,22 @@ class ClassifierService:
             thread = threading.Thread(target=self._background_checks, name="canary", daemon=True)
             self._background.append(thread)
             thread.start()
+
+    def _stored_corrections(self) -> list[dict[str, Any]]:
+        """The local feedback file's records, and with FEEDBACK_REPO the dataset's, each correction once."""
+        local = self.feedback_store.load()
+        if self.feedback_hub is None:
+            return local
+        try:
+            from_hub = self.feedback_hub.replay()
+            self.feedback_hub.start()
+        except Exception:
+            logger.exception(
+                "the feedback dataset %s is unreachable: corrections stay local", self.feedback_hub.repo_id
+            )
+            self.feedback_hub = None
+            return local
+        return merge_records(from_hub, local)
 
     def _background_checks(self) -> None:
         _lower_thread_priority()
@@ -525,6 +556,8 @@ class ClassifierService:
             if value not in labels:
                 raise BadRequestError(f"{name} label {str(value)[:50]!r} is unknown: choose one of {', '.join(labels)}")
         record = {
+            # Replays from the local file and the Hub dataset count each correction once by this id.
+            "id": uuid.uuid4().hex,
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "model_version": self._predictor().model_version,
             "text": checked,
@@ -532,6 +565,8 @@ class ClassifierService:
             "correct": correct,
         }
         self.feedback_store.append(record)
+        if self.feedback_hub is not None:
+            self.feedback_hub.append(record)
         monitor.record_correction(predicted=str(predicted), correct=str(correct))
         corrections = monitor.snapshot()["live_f1"]["corrections"]
         return {"stored": True, "corrections": corrections["n"], "macro_f1": corrections["macro_f1"]}
@@ -1048,16 +1083,16 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     config_paths = [*filter(None, [environ.get("SERVE_CONFIG")]), *(args.config or [])]
     try:
         settings = ServeSettings.from_env(env, config_paths=config_paths, config_overrides=args.overrides)
+        service = ClassifierService(settings)
     except TweetClassifierError as error:
         logger.error("%s", error)
         return 2
-    service = ClassifierService(settings)
     service.start()
     logger.info(
         "serving %s on http://%s:%d (UI at /, API docs at /v1/docs)", settings.model, settings.host, settings.port
     )
     run_server(create_app(service), settings)
-    service.stop()
+    service.close()
     return 0
 
 
