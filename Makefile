@@ -10,17 +10,23 @@ CONFIG ?= configs/airline.yaml
 MODEL ?= models/airline
 CONFIG_NAME = $(notdir $(basename $(CONFIG)))
 
-# Offline mirrors beside the checkout, unless the caller points elsewhere.
+# Offline mirrors beside the checkout, unless the caller points elsewhere. Without them (a fresh clone on a
+# machine with internet) data goes to data/ and models to the default Hugging Face cache, online:
+# `tweet-classifier fetch` (run by `make demo`) downloads what the config needs.
 SHARED ?= $(abspath ..)/shared
+ifneq ($(wildcard $(SHARED)/datasets),)
 export DATA_DIR ?= $(SHARED)/datasets
 export HF_HUB_CACHE ?= $(SHARED)/hf-hub
 export HF_HUB_OFFLINE ?= 1
+else
+export DATA_DIR ?= $(abspath data)
+endif
 export TOKENIZERS_PARALLELISM ?= false
 
 PYTEST := $(BIN)/python -m pytest
 COV := --cov --cov-report=term-missing:skip-covered --cov-report=xml
 
-.PHONY: help setup demo test test-slow test-load test-browser lint format data baseline ablation train \
+.PHONY: help setup fetch demo test test-slow test-load test-browser lint format data baseline ablation train \
 	train-resume evaluate train-speed export bench bench-smoke api-latency results push deploy-space retrain clean
 
 help:  ## list the targets
@@ -37,7 +43,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 # ---- the two quick-start commands
 
-demo: setup  ## train MODEL if it does not exist yet (resuming a killed run), export it, serve http://127.0.0.1:7860
+demo: setup  ## fetch data + base model if missing, train MODEL if it does not exist yet (resuming), export, serve :7860
+	test -f $(MODEL)/tweet_classifier.json || $(CLI) fetch --config $(CONFIG)
 	test -f $(MODEL)/tweet_classifier.json || $(CLI) train --config $(CONFIG) --output-dir $(MODEL) --resume
 	@# Export when missing, or re-export once when an older export or training wrote it (no Rust tokenizer, no
 	@# compiled bf16, no canary rows or drift reference in the folder).
@@ -48,6 +55,9 @@ demo: setup  ## train MODEL if it does not exist yet (resuming a killed run), ex
 
 test: setup  ## the default offline suite with coverage (floor in pyproject.toml)
 	$(PYTEST) -m "not slow and not load and not browser" $(COV)
+
+fetch: setup  ## download CONFIG's data file (pinned, sha256) and base model when they are missing
+	$(CLI) fetch --config $(CONFIG)
 
 # ---- heavier suites (CI runs them too)
 

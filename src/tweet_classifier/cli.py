@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 # command -> (stage module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "fetch": ("tweet_classifier.fetch", "download a config's data file (pinned, sha256) and base model if missing"),
     "data": ("tweet_classifier.data", "load, clean and split a dataset; write splits and a cleaning report"),
     "baseline": ("tweet_classifier.baseline", "train and score the TF-IDF + logistic regression baseline"),
     "train": ("tweet_classifier.train", "fine-tune the transformer and write a self-describing model folder"),
