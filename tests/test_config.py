@@ -263,7 +263,7 @@ def test_cli_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["trian"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown command 'trian'; choose one of: data, baseline, train" in err
+    assert "unknown command 'trian'; choose one of: fetch, data, baseline, train" in err
 
 
 def test_cli_command_help(capsys: pytest.CaptureFixture[str]) -> None:
