@@ -662,7 +662,10 @@ def _write_model_folder(
     from tweet_classifier.baseline import run_baseline
     from tweet_classifier.evaluate import predict_probabilities, score_predictions
 
-    model = trainer.accelerator.unwrap_model(trainer.model)
+    # keep_fp32_wrapper=False: with bf16 training accelerate patches forward() with autocast, and the scores
+    # below (metrics.json, the card, the canary's expected macro-F1) must be what the saved weights give in
+    # fp32, as `evaluate` and the server's torch-fp32 backend compute them.
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     model.eval()
     scores: dict[str, dict[str, Any]] = {}
     test_predicted: list[str] = []
