@@ -270,3 +270,43 @@ def test_feedback_store_appends_from_many_threads_without_losing_lines(tmp_path)
         thread.join()
     indices = sorted(record["index"] for record in FeedbackStore(tmp_path / "feedback.jsonl", 10_000, 10**7).load())
     assert indices == sorted(offset * 100 + index for offset in range(4) for index in range(25))
+
+
+def test_labelled_stream_equals_sklearn_after_every_update_and_drop() -> None:
+    from tweet_classifier.metrics import classification_report_dict
+    from tweet_classifier.monitor import LabelledStream
+
+    rng = np.random.default_rng(7)
+    stream = LabelledStream(LABELS)
+    pairs: list[tuple[str, str]] = []
+    for step in range(400):
+        if step % 7 == 6:
+            drop = int(rng.integers(1, 5))
+            stream.drop_oldest(drop)
+            pairs = pairs[drop:]
+        else:
+            truth, guess = str(rng.choice(LABELS)), str(rng.choice(LABELS))
+            stream.extend([truth], [guess])
+            pairs.append((truth, guess))
+        summary = stream.summary()
+        if not pairs:
+            assert summary["n"] == 0
+            continue
+        expected = classification_report_dict([t for t, _ in pairs], [g for _, g in pairs], LABELS)
+        assert summary["n"] == expected["n"]
+        assert summary["macro_f1"] == expected["macro_f1"]  # exactly: the same definitions
+        assert summary["accuracy"] == expected["accuracy"]
+
+
+def test_stored_corrections_with_labels_this_model_lacks_keep_their_place() -> None:
+    monitor = ServingMonitor(LABELS, max_corrections=100)
+    records = [
+        {"predicted": "negative", "correct": "negative"},
+        {"predicted": "angry", "correct": "negative"},  # an older model's label
+        {"predicted": ["not", "a", "label"], "correct": "neutral"},
+        {"predicted": "neutral", "correct": "neutral"},
+    ]
+    assert monitor.load_corrections(records) == 2
+    # The file trims its two oldest records: one counted, one not.
+    assert monitor.record_correction("positive", "positive", dropped_oldest=2)["n"] == 2
+

@@ -98,6 +98,45 @@ def classification_report_dict(
     return report
 
 
+def confusion_report_dict(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> dict[str, Any]:
+    """``classification_report_dict``'s numbers (no ECE) from a confusion matrix (rows true, columns
+    predicted) in O(labels^2): for a stream scored after every update, where re-scoring every pair
+    would cost O(n). Same definitions as scikit-learn with ``zero_division=0``."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    label_list = list(labels)
+    if counts.shape != (len(label_list), len(label_list)):
+        raise ValueError(f"matrix must be {len(label_list)}x{len(label_list)} for labels {label_list}")
+    total = int(counts.sum())
+    if total == 0:
+        raise ValueError("cannot compute metrics on zero examples")
+    true_positive = np.diag(counts).astype(float)
+    support = counts.sum(axis=1)
+    predicted = counts.sum(axis=0)
+
+    def share(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+    precision = share(true_positive, predicted.astype(float))
+    recall = share(true_positive, support.astype(float))
+    # F1 as scikit-learn computes it: 2tp / (2tp + fp + fn), zero when a class is never true nor predicted.
+    f1 = share(2 * true_positive, (support + predicted).astype(float))
+    return {
+        "macro_f1": float(np.mean(f1)),
+        "accuracy": float(true_positive.sum() / total),
+        "n": total,
+        "per_class": {
+            label: {
+                "precision": float(precision[index]),
+                "recall": float(recall[index]),
+                "f1": float(f1[index]),
+                "support": int(support[index]),
+            }
+            for index, label in enumerate(label_list)
+        },
+        "confusion_matrix": {"labels": label_list, "matrix": counts.tolist()},
+    }
+
+
 def slice_metrics(
     y_true: Sequence[str],
     y_pred: Sequence[str],
