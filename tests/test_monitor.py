@@ -310,3 +310,26 @@ def test_stored_corrections_with_labels_this_model_lacks_keep_their_place() -> N
     # The file trims its two oldest records: one counted, one not.
     assert monitor.record_correction("positive", "positive", dropped_oldest=2)["n"] == 2
 
+
+def test_the_live_corrections_hold_exactly_the_records_the_file_holds(tmp_path) -> None:
+    from tests.serving_helpers import KeywordPredictor, make_settings
+    from tweet_classifier.serve import ClassifierService
+
+    def start() -> ClassifierService:
+        settings = make_settings(tmp_path, feedback_max_records=10)
+        service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor())
+        service.start(background_checks=False)
+        assert service.wait_until_loaded(10)
+        return service
+
+    service = start()
+    rng = np.random.default_rng(3)
+    for index in range(37):
+        correct = str(rng.choice(LABELS))
+        outcome = service.feedback(f"text {index}", "neutral", correct)
+        stored = FeedbackStore(tmp_path / "feedback.jsonl", 10, 10**7).load()
+        assert outcome["corrections"] == len(stored) <= 10
+        expected = f1_score([r["correct"] for r in stored], ["neutral"] * len(stored), labels=LABELS, average="macro")
+        assert outcome["macro_f1"] == pytest.approx(expected, abs=1e-12)
+    before = service.metrics()["live_f1"]["corrections"]
+    assert start().metrics()["live_f1"]["corrections"] == before  # a restart shows the same numbers
