@@ -709,3 +709,27 @@ def test_idle_and_partial_connections_are_closed_at_their_deadline(tmp_path) -> 
         # A complete request is unaffected.
         assert httpx.get(f"{base_url}/healthz").status_code == 200
 
+
+def test_load_with_corrections_measures_three_phases_and_stores_the_corrections(tmp_path) -> None:
+    from tweet_classifier.latency import format_load_with_corrections, load_with_corrections, write_stored_corrections
+
+    write_stored_corrections(tmp_path / "feedback.jsonl", 8)
+    service = ready_service(tmp_path, feedback_max_records=10)
+    assert service.metrics()["live_f1"]["corrections"]["n"] == 8  # replayed at start
+    with running_server(service, with_ui=False) as base_url:
+        results = load_with_corrections(
+            base_url, clients=3, duration_s=0.6, rounds=1, interval_s=0.05, corrections_per_s=20, texts=["thanks", ""]
+        )
+    phases = results["phases"]
+    assert [phases[name]["clients"] for name in ("single", "clients", "clients_corrections")] == [1, 3, 3]
+    assert phases["clients"]["client_ms"]["n"] > phases["single"]["client_ms"]["n"] > 0
+    assert phases["clients"]["failed"] > 0  # the empty text is refused, and counted
+    assert phases["clients_corrections"]["corrections_per_s"] > 0
+    assert phases["single"]["corrections_per_s"] == 0
+    assert 0 < service.metrics()["live_f1"]["corrections"]["n"] <= 10  # the window kept its bound
+    assert results["p95_ratio_vs_single"] == pytest.approx(
+        phases["clients_corrections"]["client_ms"]["p95"] / phases["single"]["client_ms"]["p95"]
+    )
+    table = format_load_with_corrections(results)
+    assert "3 clients + corrections" in table
+    assert "p95 with corrections / 1-client p95" in table
