@@ -451,3 +451,68 @@ def test_bad_input_gets_a_clean_error_on_every_route(served, text, message) -> N
             assert message in shown or "valid string" in shown, shown
     assert service.metrics()["requests_served"] == served_before
     assert set(LABELS) == set(service.predictor.labels)
+
+
+SHUTDOWN_SERVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from tests.serving_helpers import KeywordPredictor
+from tweet_classifier.config import ServeConfig
+from tweet_classifier.serve import ClassifierService, ServeSettings, create_app, run_server
+config = ServeConfig(concurrency_limit=1, graceful_shutdown_s=4, max_queue_wait_s=3)
+settings = ServeSettings(model="rules", host="127.0.0.1", port={port}, feedback_file=Path({feedback!r}), config=config)
+service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor(delay_s=0.5))
+service.start(background_checks=False)
+run_server(create_app(service), settings)
+"""
+
+
+def test_sigterm_under_heavy_batches_answers_every_request_and_cuts_none_off(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.serving_helpers import free_port
+    from tweet_classifier.latency import wait_until_healthy
+    from tweet_classifier.serve import SHUTTING_DOWN_MESSAGE
+
+    repo = Path(__file__).resolve().parents[1]
+    port = free_port()
+    code = SHUTDOWN_SERVER.format(repo=str(repo), port=port, feedback=str(tmp_path / "fb.jsonl"))
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, cwd=repo)
+    base_url = f"http://127.0.0.1:{port}"
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def batch() -> None:
+        try:
+            response = httpx.post(f"{base_url}/v1/predict_batch", json={"texts": ["delay"] * 256}, timeout=60)
+            outcome = (
+                str(response.status_code)
+                if response.status_code == 200
+                else f"{response.status_code} {response.json()}"
+            )
+        except httpx.HTTPError as error:
+            outcome = f"{type(error).__name__}"
+        with lock:
+            outcomes.append(outcome)
+
+    try:
+        wait_until_healthy(base_url, 90, process=process)
+        threads = [threading.Thread(target=batch) for _ in range(24)]  # 12 s of work for a 4 s grace
+        for thread in threads:
+            thread.start()
+        time.sleep(0.7)
+        process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(60)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    busy = f"503 {{'error': '{SHUTTING_DOWN_MESSAGE}'}}"
+    assert len(outcomes) == 24
+    assert set(outcomes) <= {"200", busy}, outcomes
+    assert outcomes.count("200") >= 2  # what was running, and what started in the first half of the grace
+    assert busy in outcomes
