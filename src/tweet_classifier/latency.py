@@ -201,15 +201,24 @@ def format_probe(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from tweet_classifier.cli import configure_logging
-    from tweet_classifier.serve import newest_local_model
-
-    parser = argparse.ArgumentParser(description="p50/p95 of /predict vs an empty endpoint, raw HTTP and gradio_client")
+def add_served_model_arguments(parser: argparse.ArgumentParser, port: int) -> None:
     parser.add_argument(
         "--model", default=None, help="model folder or Hub id (default: MODEL_ID or newest under models/)"
     )
-    parser.add_argument("--port", type=int, default=7861)
+    parser.add_argument("--port", type=int, default=port)
+
+
+def model_to_serve(args: argparse.Namespace) -> str:
+    from tweet_classifier.serve import newest_local_model
+
+    return args.model or os.environ.get("MODEL_ID") or str(newest_local_model())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tweet_classifier.cli import configure_logging
+
+    parser = argparse.ArgumentParser(description="p50/p95 of /predict vs an empty endpoint, raw HTTP and gradio_client")
+    add_served_model_arguments(parser, port=7861)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--load-clients", type=int, default=0, help="also run a load test with this many clients")
@@ -217,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     configure_logging("WARNING")
-    model = args.model or os.environ.get("MODEL_ID") or str(newest_local_model())
+    model = model_to_serve(args)
     with server_process(model, args.port) as base_url:
         results = probe_api_latency(base_url, repeats=args.repeats, warmup=args.warmup)
         if args.load_clients:
@@ -450,14 +459,10 @@ def load_with_corrections_main(argv: Sequence[str] | None = None) -> int:
     import tempfile
 
     from tweet_classifier.cli import configure_logging
-    from tweet_classifier.serve import newest_local_model
     from tweet_classifier.ui import EXAMPLE_TWEETS
 
     parser = argparse.ArgumentParser(description="/v1/predict p95: 1 client, N clients, N clients + corrections")
-    parser.add_argument(
-        "--model", default=None, help="model folder or Hub id (default: MODEL_ID or newest under models/)"
-    )
-    parser.add_argument("--port", type=int, default=7862)
+    add_served_model_arguments(parser, port=7862)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument(
         "--interval-ms",
@@ -473,7 +478,7 @@ def load_with_corrections_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     configure_logging("WARNING")
-    model = args.model or os.environ.get("MODEL_ID") or str(newest_local_model())
+    model = model_to_serve(args)
     with tempfile.TemporaryDirectory(prefix="load-corrections-") as scratch:
         feedback = Path(scratch) / "feedback.jsonl"
         write_stored_corrections(feedback, args.stored_corrections)

@@ -58,6 +58,20 @@ def expected_calibration_error(
     return float(error)
 
 
+def _per_class(
+    labels: Sequence[str], precision: np.ndarray, recall: np.ndarray, f1: np.ndarray, support: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    return {
+        label: {
+            "precision": float(precision[index]),
+            "recall": float(recall[index]),
+            "f1": float(f1[index]),
+            "support": int(support[index]),
+        }
+        for index, label in enumerate(labels)
+    }
+
+
 def classification_report_dict(
     y_true: Sequence[str],
     y_pred: Sequence[str],
@@ -79,15 +93,7 @@ def classification_report_dict(
         "macro_f1": float(np.mean(f1)),
         "accuracy": float(accuracy_score(y_true_list, y_pred_list)),
         "n": len(y_true_list),
-        "per_class": {
-            label: {
-                "precision": float(precision[index]),
-                "recall": float(recall[index]),
-                "f1": float(f1[index]),
-                "support": int(support[index]),
-            }
-            for index, label in enumerate(label_list)
-        },
+        "per_class": _per_class(label_list, precision, recall, f1, support),
         "confusion_matrix": {
             "labels": label_list,
             "matrix": confusion_matrix(y_true_list, y_pred_list, labels=label_list).tolist(),
@@ -124,15 +130,7 @@ def confusion_report_dict(matrix: Sequence[Sequence[int]], labels: Sequence[str]
         "macro_f1": float(np.mean(f1)),
         "accuracy": float(true_positive.sum() / total),
         "n": total,
-        "per_class": {
-            label: {
-                "precision": float(precision[index]),
-                "recall": float(recall[index]),
-                "f1": float(f1[index]),
-                "support": int(support[index]),
-            }
-            for index, label in enumerate(label_list)
-        },
+        "per_class": _per_class(label_list, precision, recall, f1, support),
         "confusion_matrix": {"labels": label_list, "matrix": counts.tolist()},
     }
 
