@@ -333,6 +333,37 @@ def send_corrections(base_url: str, rate_per_s: float, stop: threading.Event, se
     return counts
 
 
+def _send_corrections_until_stopped(base_url: str, rate_per_s: float, ready: Any, stop: Any, counts: Any) -> None:
+    ready.set()
+    counts.put(send_corrections(base_url, rate_per_s, stop))
+
+
+class CorrectionsProcess:
+    """``send_corrections`` in a process of its own, as corrections come from other clients: its
+    threads never compete with the measured clients for one interpreter lock."""
+
+    def __init__(self, base_url: str, rate_per_s: float) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._stop, ready, self._counts = context.Event(), context.Event(), context.Queue()
+        self._process = context.Process(
+            target=_send_corrections_until_stopped,
+            args=(base_url, rate_per_s, ready, self._stop, self._counts),
+            daemon=True,
+        )
+        self._process.start()
+        if not ready.wait(120):
+            self._process.kill()
+            raise RuntimeError("the corrections process did not start")
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        counts = self._counts.get(timeout=120)
+        self._process.join(30)
+        return counts
+
+
 def load_with_corrections(
     base_url: str,
     clients: int = 16,
@@ -352,22 +383,11 @@ def load_with_corrections(
     }
     for _ in range(rounds):
         for name, (n_clients, rate) in phases.items():
-            stop = threading.Event()
-            corrections: dict[str, int] = {}
-            sender = None
-            if rate:
-                sender = threading.Thread(
-                    target=lambda stop=stop, rate=rate, out=corrections: out.update(
-                        send_corrections(base_url, rate, stop)
-                    )
-                )
-                sender.start()
+            sender = CorrectionsProcess(base_url, rate) if rate else None
             started = time.perf_counter()
             outcome = paced_http_clients(base_url, n_clients, duration_s, interval_s, texts)
             elapsed = time.perf_counter() - started
-            stop.set()
-            if sender is not None:
-                sender.join(60)
+            corrections = sender.stop() if sender is not None else {}
             phase = pooled[name]
             for key in ("client_ms", "server_ms", "failures"):
                 phase[key].extend(outcome[key])
@@ -472,8 +492,8 @@ def load_with_corrections_main(argv: Sequence[str] | None = None) -> int:
         help="each client's request spacing, one run per value (0: back to back)",
     )
     parser.add_argument("--corrections-per-s", type=float, default=50.0)
-    parser.add_argument("--seconds", type=float, default=20.0, help="per phase and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=15.0, help="per phase and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stored-corrections", type=int, default=9_990, help="corrections in the file at start")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1092,6 +1093,8 @@ def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
         openapi_url="/v1/openapi.json",
     )
     waiting_room = WaitingLimit(config.queue_max_size)
+    # Corrections wait for their fsync on threads of their own, never on the workers predictions use.
+    feedback_workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feedback")
     app.state.shutdown_callbacks = [service.stop]
     error_responses: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse} for code in (413, 422, 500, BUSY_STATUS)
@@ -1136,7 +1139,9 @@ def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
     @app.post("/v1/feedback", response_model=FeedbackResponse, responses=error_responses)
     async def v1_feedback(body: FeedbackRequest) -> Any:
         try:
-            return await asyncio.to_thread(service.feedback, body.text, body.predicted, body.correct)
+            return await asyncio.get_running_loop().run_in_executor(
+                feedback_workers, service.feedback, body.text, body.predicted, body.correct
+            )
         except Exception as error:
             return error_response(error)
 
