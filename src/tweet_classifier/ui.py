@@ -393,9 +393,9 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
         def on_batch(path: str | None, text_name: str, label_name: str) -> tuple[str, Any, Figure | None, Any]:
             if not path:
                 return "Upload a CSV file first.", None, None, None
-            upload = uploaded_file(path)
-            result = service.classify_csv(upload, text_name, label_name, output_dir=batch_output_folder())
-            upload.unlink(missing_ok=True)  # classified: its rows are in the result file now
+            source = uploaded_file(path)
+            result = service.classify_csv(source, text_name, label_name, output_dir=batch_output_folder())
+            source.unlink(missing_ok=True)  # classified: its rows are in the result file now
             figure = None
             if result.report is not None:
                 matrix = result.report["confusion_matrix"]
