@@ -711,12 +711,18 @@ def test_idle_and_partial_connections_are_closed_at_their_deadline(tmp_path) -> 
 
 
 def test_load_with_corrections_measures_three_phases_and_stores_the_corrections(tmp_path) -> None:
-    from tweet_classifier.latency import format_load_with_corrections, load_with_corrections, write_stored_corrections
+    from tweet_classifier.latency import (
+        format_load_with_corrections,
+        load_with_corrections,
+        wait_for_start_up_work,
+        write_stored_corrections,
+    )
 
     write_stored_corrections(tmp_path / "feedback.jsonl", 8)
     service = ready_service(tmp_path, feedback_max_records=10)
     assert service.metrics()["live_f1"]["corrections"]["n"] == 8  # replayed at start
     with running_server(service, with_ui=False) as base_url:
+        assert wait_for_start_up_work(base_url, timeout_s=0.1, interval_s=0.01) == "not started"  # no canary here
         results = load_with_corrections(
             base_url, clients=3, duration_s=0.6, rounds=1, interval_s=0.05, corrections_per_s=20, texts=["thanks", ""]
         )
