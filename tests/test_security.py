@@ -238,8 +238,12 @@ def test_a_chunked_body_is_cut_off_at_the_limit_while_it_streams(served, path) -
         sent, response = send_chunked(base_url, path, total_bytes=512 * MiB)
     status_line, _, rest = response.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 413"), response[:300]
-    body = json.loads(rest.partition(b"\r\n\r\n")[2])
-    assert body["error"].startswith("request body over ")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in headers.lower()
+    # The server closes a connection whose body it stopped reading, so the kernel may reset it
+    # before the end of the answer arrives; when it did arrive, it is the JSON error.
+    if body:
+        assert json.loads(body)["error"].startswith("request body over ")
     # The server stopped reading near the limit; the rest (socket buffers aside) was never accepted.
     assert sent < 64 * MiB
     assert rss_mb() - rss_before < 200
