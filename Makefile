@@ -26,7 +26,7 @@ export TOKENIZERS_PARALLELISM ?= false
 PYTEST := $(BIN)/python -m pytest
 COV := --cov --cov-report=term-missing:skip-covered --cov-report=xml
 
-.PHONY: help setup fetch demo test test-slow test-load test-browser lint format data baseline ablation train \
+.PHONY: help setup fetch demo test test-slow test-load test-browser test-security lint format data baseline ablation train \
 	train-resume evaluate train-speed export bench bench-smoke api-latency results push deploy-space retrain clean
 
 help:  ## list the targets
@@ -54,7 +54,7 @@ demo: setup  ## fetch data + base model if missing, train MODEL if it does not e
 	MODEL_ID=$${MODEL_ID:-$(MODEL)} $(BIN)/python app.py
 
 test: setup  ## the default offline suite with coverage (floor in pyproject.toml)
-	$(PYTEST) -m "not slow and not load and not browser" $(COV)
+	$(PYTEST) -m "not slow and not load and not browser and not security" $(COV)
 
 fetch: setup  ## download CONFIG's data file (pinned, sha256) and base model when they are missing
 	$(CLI) fetch --config $(CONFIG)
@@ -69,6 +69,9 @@ test-load: setup  ## 16 gradio_client users for 60 s against a served model: zer
 
 test-browser: setup  ## headless Chromium classifies a tweet (needs apt-get install chromium chromium-driver)
 	$(PYTEST) -m browser --no-cov
+
+test-security: setup  ## file reads, hostile bodies, formulas, uploads, CORS, busy and abandoned requests, on loopback
+	$(PYTEST) -m security --no-cov
 
 lint: setup  ## ruff, plus the Dockerfile, the workflows and the shell scripts
 	$(BIN)/ruff check .

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the commands whose outputs the README shows, save each markdown table under docs/results/,
 # then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
-#   scripts/results.sh [data] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate] [speed] [bench] [api]
+#   scripts/results.sh [data] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate] [speed] [bench] [api] [load]
 # With no step, all of them run (about 45 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ cli="$bin/tweet-classifier"
 out=docs/results
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(data baseline ablation train seeds tweet-eval evaluate speed bench api)
+[ ${#steps[@]} -gt 0 ] || steps=(data baseline ablation train seeds tweet-eval evaluate speed bench api load)
 
 # Trains CONFIG into FOLDER unless that folder already holds a finished model.
 train_once() {
@@ -59,6 +59,8 @@ for step in "${steps[@]}"; do
       "$cli" benchmark --model models/airline --rounds 5 --json outputs/benchmark/airline.json >"$out/benchmark-airline.md" ;;
     api)
       "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.txt" ;;
+    load)
+      "$bin/python" scripts/load_with_corrections.py --model models/airline >"$out/load-corrections.txt" ;;
     *)
       echo "results: unknown step '$step'" >&2
       exit 2 ;;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ from tweet_classifier.artifact import ModelManifest
 from tweet_classifier.config import NormalizeConfig, ServeConfig
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.latency import wait_until_healthy
-from tweet_classifier.serve import ClassifierService, ServeSettings, build_server, create_app
+from tweet_classifier.serve import FORMULA_SIGNS, ClassifierService, ServeSettings, build_server, create_app
 from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
 
 LABELS = ["negative", "neutral", "positive"]
@@ -128,3 +129,15 @@ def running_server(service: ClassifierService, with_ui: bool = True, timeout_s: 
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def assert_no_formula_cell(path: Path) -> None:
+    """Re-read ``path`` with ``csv`` and as plain lines: nothing starts with a formula character."""
+    with path.open(encoding="utf-8", newline="") as stream:
+        cells = [cell for row in csv.reader(stream) for cell in row]
+    lines = [line for cell in cells for line in cell.splitlines()]
+    # A reader that splits rows on any line break sees these as the cells that start a row.
+    raw_lines = path.read_text(encoding="utf-8").splitlines()
+    for text in [*cells, *lines, *(line.lstrip('"') for line in raw_lines)]:
+        assert not text.lstrip().startswith(FORMULA_SIGNS), text
+        assert not text.startswith(("\t", "\r")), text

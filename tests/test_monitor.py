@@ -297,3 +297,66 @@ def test_drift_without_a_reference_says_why_in_plain_words() -> None:
     assert drift["status"] == "unavailable"
     assert drift["message"] == "Drift is off: this model folder has no reference.json."
     assert drift["reference"] is None
+
+
+def test_labelled_stream_equals_sklearn_after_every_update_and_drop() -> None:
+    from tweet_classifier.metrics import classification_report_dict
+    from tweet_classifier.monitor import LabelledStream
+
+    rng = np.random.default_rng(7)
+    stream = LabelledStream(LABELS)
+    pairs: list[tuple[str, str]] = []
+    for step in range(400):
+        if step % 7 == 6:
+            drop = int(rng.integers(1, 5))
+            stream.drop_oldest(drop)
+            pairs = pairs[drop:]
+        else:
+            truth, guess = str(rng.choice(LABELS)), str(rng.choice(LABELS))
+            stream.extend([truth], [guess])
+            pairs.append((truth, guess))
+        summary = stream.summary()
+        if not pairs:
+            assert summary["n"] == 0
+            continue
+        expected = classification_report_dict([t for t, _ in pairs], [g for _, g in pairs], LABELS)
+        assert summary["n"] == expected["n"]
+        assert summary["macro_f1"] == expected["macro_f1"]  # exactly: the same definitions
+        assert summary["accuracy"] == expected["accuracy"]
+
+
+def test_stored_corrections_with_labels_this_model_lacks_keep_their_place() -> None:
+    monitor = ServingMonitor(LABELS, max_corrections=100)
+    records = [
+        {"predicted": "negative", "correct": "negative"},
+        {"predicted": "angry", "correct": "negative"},  # an older model's label
+        {"predicted": ["not", "a", "label"], "correct": "neutral"},
+        {"predicted": "neutral", "correct": "neutral"},
+    ]
+    assert monitor.load_corrections(records) == 2
+    # The file trims its two oldest records: one counted, one not.
+    assert monitor.record_correction("positive", "positive", dropped_oldest=2)["n"] == 2
+
+
+def test_the_live_corrections_hold_exactly_the_records_the_file_holds(tmp_path) -> None:
+    from tests.serving_helpers import KeywordPredictor, make_settings
+    from tweet_classifier.serve import ClassifierService
+
+    def start() -> ClassifierService:
+        settings = make_settings(tmp_path, feedback_max_records=10)
+        service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor())
+        service.start(background_checks=False)
+        assert service.wait_until_loaded(10)
+        return service
+
+    service = start()
+    rng = np.random.default_rng(3)
+    for index in range(37):
+        correct = str(rng.choice(LABELS))
+        outcome = service.feedback(f"text {index}", "neutral", correct)
+        stored = FeedbackStore(tmp_path / "feedback.jsonl", 10, 10**7).load()
+        assert outcome["corrections"] == len(stored) <= 10
+        expected = f1_score([r["correct"] for r in stored], ["neutral"] * len(stored), labels=LABELS, average="macro")
+        assert outcome["macro_f1"] == pytest.approx(expected, abs=1e-12)
+    before = service.metrics()["live_f1"]["corrections"]
+    assert start().metrics()["live_f1"]["corrections"] == before  # a restart shows the same numbers

@@ -18,8 +18,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.metrics import f1_score
 
-from tests.serving_helpers import LABELS, KeywordPredictor, free_port, make_settings, running_server
+from tests.serving_helpers import (
+    LABELS,
+    KeywordPredictor,
+    assert_no_formula_cell,
+    free_port,
+    make_settings,
+    running_server,
+)
 from tweet_classifier.artifact import MANIFEST_NAME
+from tweet_classifier.config import ConfigError
 from tweet_classifier.latency import wait_until_healthy
 from tweet_classifier.monitor import DriftReference
 from tweet_classifier.serve import (
@@ -28,6 +36,7 @@ from tweet_classifier.serve import (
     ClassifierService,
     NoModelError,
     ServeSettings,
+    ServiceBusyError,
     ServiceNotReadyError,
     create_app,
     main,
@@ -70,6 +79,13 @@ def test_settings_from_env_read_every_documented_variable(tmp_path) -> None:
     assert settings.canary_file == tmp_path / "canary.csv"
     with pytest.raises(BadRequestError, match="GRADIO_SERVER_PORT must be a port number, got 'http'"):
         ServeSettings.from_env({"MODEL_ID": "x", "GRADIO_SERVER_PORT": "http"})
+    origins = ServeSettings.from_env({"MODEL_ID": "x", "ALLOWED_ORIGINS": "https://a.example, http://b.example:8080"})
+    assert origins.config.allowed_origins == ["https://a.example", "http://b.example:8080"]
+    assert ServeSettings.from_env({"MODEL_ID": "x"}).config.allowed_origins == []
+    with pytest.raises(
+        ConfigError, match=r"environment variable ALLOWED_ORIGINS: .*'https://a.example/app' is not an origin"
+    ):
+        ServeSettings.from_env({"MODEL_ID": "x", "ALLOWED_ORIGINS": "https://a.example/app"})
 
 
 def _fake_model_folder(path: Path, mtime: float) -> Path:
@@ -180,10 +196,30 @@ def test_main_returns_2_when_no_model_is_found(tmp_path, monkeypatch) -> None:
         ("fine text", "fine text"),
         ("", ""),
         (0.5, 0.5),
+        # Every line of a cell, after leading whitespace, full-width signs included.
+        ("on time\r=cmd|' /C calc'!A0", "on time\r'=cmd|' /C calc'!A0"),
+        ("a\n  +1\r\n-2", "a\n'  +1\r\n'-2"),
+        ("\u3000=1+1", "'\u3000=1+1"),
+        ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"),
+        ("x\u2028@cmd", "x\u2028'@cmd"),
+        ("email a@b.c or 1-2", "email a@b.c or 1-2"),
     ],
 )
 def test_neutralize_formula(cell, expected) -> None:
     assert neutralize_formula(cell) == expected
+
+
+def test_write_safe_csv_neutralizes_every_line_and_quotes_every_field(tmp_path) -> None:
+    from tweet_classifier.serve import write_safe_csv
+
+    hostile = ["on time\r=cmd|' /C calc'!A0", " @SUM(1)", "\uff0b1", "ok\n-1", "=1", "fine"]
+    path = write_safe_csv(pd.DataFrame({"text": hostile, "=header": range(6)}), tmp_path / "out")
+    assert path.parent == tmp_path / "out"
+    assert_no_formula_cell(path)
+    written = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert len(written) == 6  # no row was split by a bare carriage return
+    assert written["text"][0] == "on time\r'=cmd|' /C calc'!A0"
+    assert list(written.columns) == ["text", "'=header"]
 
 
 def write(path: Path, content: bytes) -> Path:
@@ -204,6 +240,28 @@ def write(path: Path, content: bytes) -> Path:
 def test_read_upload_csv_rejects_bad_files_with_the_fix(tmp_path, content, message) -> None:
     with pytest.raises(BadRequestError, match=message):
         read_upload_csv(write(tmp_path / "in.csv", content), max_bytes=10_000, max_rows=10)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"text," + b",".join(b"c%d" % index for index in range(70)) + b"\nhi\n", "the header has 71 columns"),
+        (b"text\nhi\n" + b",".join([b"x"] * 100) + b"\n", "row 2 has 100 columns; the limit is 64"),
+        (b"text,label\nhi,neutral,extra\n", r"row 1 has 3 fields, the header 2"),
+        (b"text\n" + b"y" * 20_000 + b"\n", "row 1 has a cell of 20,000 characters"),
+        (b"text,text\nhi,ho\n", "names the column 'text' twice"),
+    ],
+)
+def test_read_upload_csv_checks_the_shape_while_parsing(tmp_path, content, message) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        read_upload_csv(write(tmp_path / "in.csv", content), 10**7, 10, max_columns=64, max_cell_chars=10_000)
+
+
+def test_read_upload_csv_pads_short_rows_skips_blank_lines_and_names_a_missing_file(tmp_path) -> None:
+    frame = read_upload_csv(write(tmp_path / "in.csv", b"text,label\nhi\n\nho,neutral\n"), 10_000, 10)
+    assert frame.to_dict("list") == {"text": ["hi", "ho"], "label": ["", "neutral"]}
+    with pytest.raises(BadRequestError, match="the uploaded file is gone"):
+        read_upload_csv(tmp_path / "missing.csv", 10_000, 10)
 
 
 def test_read_upload_csv_enforces_size_and_row_limits(tmp_path) -> None:
@@ -573,7 +631,7 @@ def test_v1_openapi_schema_has_the_pydantic_models(v1_client) -> None:
     }
 
 
-def test_v1_overload_is_answered_429_never_a_hang(tmp_path) -> None:
+def test_v1_overload_is_answered_busy_never_a_hang(tmp_path) -> None:
     service = ready_service(tmp_path, predictor=KeywordPredictor(delay_s=0.4), concurrency_limit=1, queue_max_size=2)
     results: list[httpx.Response] = []
     with running_server(service, with_ui=False) as base_url:
@@ -586,14 +644,15 @@ def test_v1_overload_is_answered_429_never_a_hang(tmp_path) -> None:
             thread.start()
         for thread in threads:
             thread.join(30)
-        assert service.metrics()["requests_rejected"] == sum(1 for r in results if r.status_code == 429)
+        assert service.metrics()["requests_rejected"] == sum(1 for r in results if r.status_code == 503)
     statuses = sorted(response.status_code for response in results)
     assert len(statuses) == 8
-    assert set(statuses) == {200, 429}, statuses
+    assert set(statuses) == {200, 503}, statuses
     assert statuses.count(200) >= 2
     for response in results:
-        if response.status_code == 429:
+        if response.status_code == 503:
             assert response.json() == {"error": BUSY_MESSAGE}
+            assert response.headers["retry-after"] == "5"
 
 
 SLOW_SERVER = """
@@ -659,3 +718,188 @@ def test_unk_counter_reads_the_exported_or_the_transformers_tokenizer(exported: 
     for text in texts:
         assert rust.ids(text) == hf.ids(text)
     assert len(rust.ids(texts[2])) == 200  # every token counts: the model's truncation is off here
+
+
+# ---- /v1 error bodies, limits and waiting -----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        (b'{"text": NaN}', {}, 422, "text: Input should be a valid string"),
+        (b'{"text": Infinity}', {}, 422, "text: Input should be a valid string"),
+        (b'{"text": [1, 2, 3]}', {}, 422, "text: Input should be a valid string"),
+        (b"{}", {}, 422, "text is missing"),
+        (b'{"text": "hi"', {}, 422, "the body is not valid JSON"),
+        (b'{"text": "hi"}', {"content-type": "text/plain"}, 422, "content-type: application/json"),
+        (b"[" * 100_000 + b"]" * 100_000, {}, 400, "error parsing the body"),
+    ],
+    ids=["nan", "infinity", "list", "missing", "truncated", "text-plain", "deep-nesting"],
+)
+def test_v1_errors_are_one_short_line_without_the_input(v1_client, body, headers, status, message) -> None:
+    client, _ = v1_client
+    response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"} | headers)
+    assert response.status_code == status, response.text
+    assert set(response.json()) == {"error"}
+    assert message in response.json()["error"]
+    assert len(response.text) < 400
+
+
+def test_v1_a_huge_wrong_typed_batch_fails_fast_with_one_error(v1_client) -> None:
+    client, _ = v1_client
+    body = b'{"texts": [' + b",".join([b"1"] * 1_000_000) + b"]}"  # 2 MB: under the body limit
+    started = time.perf_counter()
+    response = client.post("/v1/predict_batch", content=body, headers={"content-type": "application/json"})
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 422
+    assert response.json() == {"error": "texts: List should have at most 256 items after validation, not 1000000"}
+    assert elapsed < 5  # FastAPI's default built a 100 MB error echoing every item
+    few = client.post("/v1/predict_batch", json={"texts": ["ok", 1, None]})
+    assert few.json() == {"error": "texts[1]: Input should be a valid string (and 1 more problems)"}
+
+
+def test_v1_unknown_routes_and_methods_answer_json_errors(v1_client) -> None:
+    client, _ = v1_client
+    assert client.get("/v1/predict").json() == {"error": "Method Not Allowed"}
+    assert client.get("/v1/nothing-here").json() == {"error": "Not Found"}
+
+
+def test_v1_feedback_updates_the_live_corrections(v1_client) -> None:
+    client, service = v1_client
+    response = client.post("/v1/feedback", json={"text": "lost my bag", "predicted": "neutral", "correct": "negative"})
+    assert response.json() == {"stored": True, "corrections": 1, "macro_f1": 0.0}
+    bad = client.post("/v1/feedback", json={"text": "x", "predicted": "neutral", "correct": "furious"})
+    assert bad.status_code == 422
+    assert "unknown: choose one of" in bad.json()["error"]
+    assert service.metrics()["live_f1"]["corrections"]["n"] == 1
+
+
+def test_a_request_whose_client_left_is_dropped_before_compute(tmp_path) -> None:
+    predictor = KeywordPredictor(delay_s=1.5)
+    service = ready_service(tmp_path, predictor=predictor, concurrency_limit=1)
+    with running_server(service, with_ui=False) as base_url:
+        holder = threading.Thread(
+            target=lambda: httpx.post(f"{base_url}/v1/predict", json={"text": "first"}, timeout=30)
+        )
+        holder.start()
+        time.sleep(0.2)  # the first request holds the only slot
+        for _ in range(4):
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(f"{base_url}/v1/predict", json={"text": "gave up"}, timeout=0.1)
+        holder.join(10)
+        deadline = time.monotonic() + 5
+        while service.metrics()["requests_abandoned"] < 4:
+            assert time.monotonic() < deadline, service.metrics()
+            time.sleep(0.05)
+        assert predictor.calls == 1  # the four abandoned requests never reached the model
+        # Nothing left behind: the next request is served at once, not answered busy.
+        assert httpx.post(f"{base_url}/v1/predict", json={"text": "next"}, timeout=30).status_code == 200
+    assert service.metrics()["requests_failed"] == 0
+
+
+def test_a_request_that_waits_too_long_for_a_slot_is_answered_busy(tmp_path) -> None:
+    service = ready_service(
+        tmp_path, predictor=KeywordPredictor(delay_s=1.0), concurrency_limit=1, max_queue_wait_s=0.2
+    )
+    first = threading.Thread(target=service.predict, args=("holds the slot",))
+    first.start()
+    time.sleep(0.1)
+    with pytest.raises(ServiceBusyError, match="busy"):
+        service.predict("waits")
+    first.join()
+    assert service.metrics()["requests_rejected"] == 1
+
+
+def test_at_shutdown_running_requests_finish_and_late_waiters_are_answered_busy(tmp_path) -> None:
+    service = ready_service(
+        tmp_path,
+        predictor=KeywordPredictor(delay_s=0.8),
+        concurrency_limit=1,
+        graceful_shutdown_s=0.4,
+        max_queue_wait_s=0.3,
+    )
+    outcomes: dict[str, object] = {}
+
+    def call(name: str) -> None:
+        try:
+            outcomes[name] = service.predict("thanks")["label"]
+        except ServiceBusyError as error:
+            outcomes[name] = str(error)
+
+    running = threading.Thread(target=call, args=("running",))
+    running.start()
+    time.sleep(0.1)
+    waiting = threading.Thread(target=call, args=("waiting",))
+    waiting.start()
+    service.stop()  # SIGTERM: admission stays open for half the 0.4 s grace, the slot frees at 0.8 s
+    running.join(5)
+    waiting.join(5)
+    assert outcomes == {"running": "positive", "waiting": "The server is restarting. Please retry in a few seconds."}
+
+
+def test_idle_and_partial_connections_are_closed_at_their_deadline(tmp_path) -> None:
+    import socket
+
+    service = ready_service(tmp_path, header_timeout_s=0.5, body_timeout_s=1.0)
+    with running_server(service, with_ui=False) as base_url:
+        host, port = base_url.removeprefix("http://").split(":")
+
+        def seconds_until_closed(payload: bytes, trickle: bytes = b"") -> float:
+            with socket.create_connection((host, int(port)), timeout=10) as connection:
+                connection.sendall(payload)
+                started = time.perf_counter()
+                while True:
+                    try:
+                        if trickle:
+                            connection.sendall(trickle)
+                            time.sleep(0.1)
+                            connection.setblocking(False)
+                            try:
+                                if connection.recv(1024) == b"":
+                                    break
+                            except BlockingIOError:
+                                continue
+                            finally:
+                                connection.setblocking(True)
+                        elif connection.recv(1024) == b"":
+                            break
+                    except (ConnectionResetError, BrokenPipeError):
+                        break
+                    assert time.perf_counter() - started < 8, "the connection was never closed"
+                return time.perf_counter() - started
+
+        assert seconds_until_closed(b"") < 2  # opened, nothing sent
+        assert seconds_until_closed(b"GET /healthz HTTP/1.1\r\n", trickle=b"X") < 2  # a slow head
+        partial_body = b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"text"'
+        assert seconds_until_closed(partial_body) < 3
+        # A complete request is unaffected.
+        assert httpx.get(f"{base_url}/healthz").status_code == 200
+
+
+def test_load_with_corrections_measures_three_phases_and_stores_the_corrections(tmp_path) -> None:
+    from tweet_classifier.latency import (
+        format_load_with_corrections,
+        load_with_corrections,
+        wait_for_start_up_work,
+        write_stored_corrections,
+    )
+
+    write_stored_corrections(tmp_path / "feedback.jsonl", 8)
+    service = ready_service(tmp_path, feedback_max_records=10)
+    assert service.metrics()["live_f1"]["corrections"]["n"] == 8  # replayed at start
+    with running_server(service, with_ui=False) as base_url:
+        assert wait_for_start_up_work(base_url, timeout_s=0.1, interval_s=0.01) == "not started"  # no canary here
+        results = load_with_corrections(
+            base_url, clients=3, duration_s=0.6, rounds=1, interval_s=0.05, corrections_per_s=20, texts=["thanks", ""]
+        )
+    phases = results["phases"]
+    assert [phases[name]["clients"] for name in ("single", "clients", "clients_corrections")] == [1, 3, 3]
+    assert phases["clients"]["client_ms"]["n"] > phases["single"]["client_ms"]["n"] > 0
+    assert phases["clients"]["failed"] > 0  # the empty text is refused, and counted
+    assert phases["clients_corrections"]["corrections_per_s"] > 0
+    assert phases["single"]["corrections_per_s"] == 0
+    assert 0 < service.metrics()["live_f1"]["corrections"]["n"] <= 10  # the window kept its bound
+    assert results["p95_ratio_vs_single"] == pytest.approx(
+        phases["clients_corrections"]["client_ms"]["p95"] / phases["single"]["client_ms"]["p95"]
+    )
+    table = format_load_with_corrections(results)
+    assert "3 clients + corrections" in table
+    assert "p95 with corrections / 1-client p95" in table

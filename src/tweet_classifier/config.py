@@ -256,16 +256,37 @@ class ServeConfig(_Section):
     concurrency_limit: int = Field(2, ge=1, le=64)
     # Events waiting in Gradio's queue (and /v1 requests waiting for a slot) before "busy" answers.
     queue_max_size: int = Field(64, ge=1)
+    # A request that waited this long for a model slot is answered "busy" instead of running late
+    # (its client has most likely given up); must be well under graceful_shutdown_s.
+    max_queue_wait_s: float = Field(10.0, gt=0)
     # The first N requests after start-up are "cold" (caches, allocator, lazy init) and kept apart.
     cold_requests: int = Field(20, ge=0)
     latency_window: int = Field(2_000, ge=10)
     throughput_window_s: float = Field(60.0, gt=0)
-    # Hard cap on any HTTP request body; text length itself is checked against the model's max_chars.
-    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    # Cap on every request body but CSV uploads, counted while it streams (chunked bodies too). The
+    # largest valid /v1 batch (256 texts of 2,000 characters, every one \u-escaped) is about 3 MB, and
+    # parsing 4 MiB of hostile JSON takes well under a second, so /healthz never waits behind it.
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     max_csv_bytes: int = Field(5 * 1024 * 1024, gt=0)
     max_csv_rows: int = Field(5_000, ge=1)
+    # Checked row by row while the upload is parsed, before the whole file is in memory.
+    max_csv_columns: int = Field(64, ge=1)
+    max_csv_cell_chars: int = Field(10_000, ge=1)
+    # Disk that uploads and downloadable results (Gradio's upload folder) may hold; past it, uploads
+    # are answered "busy" until files age out. Each file is deleted upload_ttl_s after it was written.
+    max_upload_disk_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    upload_ttl_s: int = Field(900, ge=60)
     max_batch_texts: int = Field(256, ge=1)
+    # Browser origins (scheme://host[:port]) allowed to call the API cross-site; empty: same-origin only.
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Connection deadlines uvicorn lacks: the request head must arrive within header_timeout_s of the
+    # connection opening (or of the previous response), the body within body_timeout_s of the head
+    # (a 5 MB upload needs 0.7 Mbit/s). Idle keep-alive connections close after keep_alive_s.
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(60.0, gt=0)
+    keep_alive_s: int = Field(5, ge=1)
     feedback_file: str = "runs/feedback.jsonl"
+    # One bound for the corrections file and the live corrections F1: both hold the same records.
     feedback_max_records: int = Field(10_000, ge=10)
     feedback_max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     # A Hub dataset (ORG/NAME) the corrections are also committed to, so they survive a Space restart
@@ -281,7 +302,24 @@ class ServeConfig(_Section):
     # PSI above 0.25 is the usual "major shift" line; 0.1-0.25 "moderate".
     drift_psi_threshold: float = Field(0.25, gt=0)
     metrics_refresh_s: float = Field(2.0, gt=0)
+    # SIGTERM: requests already running finish; waiting ones may still start during the first half of
+    # this grace and are answered "busy" after it, so nothing is cut off when it ends.
     graceful_shutdown_s: float = Field(30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_serving_limits(self) -> ServeConfig:
+        for origin in self.allowed_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(
+                    f"serve.allowed_origins entry {origin!r} is not an origin: write scheme://host[:port] "
+                    "(for example https://example.org), with no path"
+                )
+        if self.graceful_shutdown_s and self.max_queue_wait_s >= self.graceful_shutdown_s:
+            raise ValueError(
+                f"serve.max_queue_wait_s ({self.max_queue_wait_s:g}) must be below serve.graceful_shutdown_s "
+                f"({self.graceful_shutdown_s:g}): a request that waited that long would be cut off at shutdown"
+            )
+        return self
 
 
 class TrackingConfig(_Section):
@@ -451,7 +489,9 @@ def load_config(paths: Sequence[str | Path], overrides: Iterable[str] = ()) -> R
 SERVING_INFERENCE_KEYS = ("backend", "max_chars", "batch_size", "num_threads")
 SERVING_SECTIONS = ("serve", "inference")
 # Environment variables on top of every config layer, by the serve key they set.
-SERVING_ENV = {"FEEDBACK_FILE": "feedback_file", "FEEDBACK_REPO": "feedback_repo"}
+SERVING_ENV = {"FEEDBACK_FILE": "feedback_file", "FEEDBACK_REPO": "feedback_repo", "ALLOWED_ORIGINS": "allowed_origins"}
+# Environment variables that hold a comma-separated list.
+SERVING_LIST_ENV = ("ALLOWED_ORIGINS",)
 
 
 def _serving_sections(values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -512,8 +552,15 @@ def load_serving_config(
         layered = deep_merge(layered, _serving_sections(apply_override({}, override), f"--set {override}"))
     environ = os.environ if env is None else env
     for variable, key in SERVING_ENV.items():
-        if environ.get(variable):
-            layered["serve"][key] = environ[variable]
+        value = environ.get(variable, "").strip()
+        if not value:
+            continue
+        setting = [item.strip() for item in value.split(",") if item.strip()] if variable in SERVING_LIST_ENV else value
+        try:
+            _validated_section(ServeConfig, {key: setting}, "serve")
+        except ConfigError as error:
+            raise ConfigError(f"environment variable {variable}: {error}") from None
+        layered["serve"][key] = setting
     serve = _validated_section(ServeConfig, layered["serve"], "serve")
     inference = _validated_section(InferenceConfig, layered["inference"], "inference")
     return serve, inference  # type: ignore[return-value]

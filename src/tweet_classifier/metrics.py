@@ -58,6 +58,20 @@ def expected_calibration_error(
     return float(error)
 
 
+def _per_class(
+    labels: Sequence[str], precision: np.ndarray, recall: np.ndarray, f1: np.ndarray, support: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    return {
+        label: {
+            "precision": float(precision[index]),
+            "recall": float(recall[index]),
+            "f1": float(f1[index]),
+            "support": int(support[index]),
+        }
+        for index, label in enumerate(labels)
+    }
+
+
 def classification_report_dict(
     y_true: Sequence[str],
     y_pred: Sequence[str],
@@ -79,15 +93,7 @@ def classification_report_dict(
         "macro_f1": float(np.mean(f1)),
         "accuracy": float(accuracy_score(y_true_list, y_pred_list)),
         "n": len(y_true_list),
-        "per_class": {
-            label: {
-                "precision": float(precision[index]),
-                "recall": float(recall[index]),
-                "f1": float(f1[index]),
-                "support": int(support[index]),
-            }
-            for index, label in enumerate(label_list)
-        },
+        "per_class": _per_class(label_list, precision, recall, f1, support),
         "confusion_matrix": {
             "labels": label_list,
             "matrix": confusion_matrix(y_true_list, y_pred_list, labels=label_list).tolist(),
@@ -96,6 +102,37 @@ def classification_report_dict(
     if probabilities is not None:
         report["ece"] = expected_calibration_error(y_true_list, probabilities, label_list, bins=ece_bins)
     return report
+
+
+def confusion_report_dict(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> dict[str, Any]:
+    """``classification_report_dict``'s numbers (no ECE) from a confusion matrix (rows true, columns
+    predicted) in O(labels^2): for a stream scored after every update, where re-scoring every pair
+    would cost O(n). Same definitions as scikit-learn with ``zero_division=0``."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    label_list = list(labels)
+    if counts.shape != (len(label_list), len(label_list)):
+        raise ValueError(f"matrix must be {len(label_list)}x{len(label_list)} for labels {label_list}")
+    total = int(counts.sum())
+    if total == 0:
+        raise ValueError("cannot compute metrics on zero examples")
+    true_positive = np.diag(counts).astype(float)
+    support = counts.sum(axis=1)
+    predicted = counts.sum(axis=0)
+
+    def share(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+    precision = share(true_positive, predicted.astype(float))
+    recall = share(true_positive, support.astype(float))
+    # F1 as scikit-learn computes it: 2tp / (2tp + fp + fn), zero when a class is never true nor predicted.
+    f1 = share(2 * true_positive, (support + predicted).astype(float))
+    return {
+        "macro_f1": float(np.mean(f1)),
+        "accuracy": float(true_positive.sum() / total),
+        "n": total,
+        "per_class": _per_class(label_list, precision, recall, f1, support),
+        "confusion_matrix": {"labels": label_list, "matrix": counts.tolist()},
+    }
 
 
 def slice_metrics(

@@ -2,7 +2,7 @@
 
 Pure logic and thread-safe: nothing here loads a model or starts a thread. ``serve.py`` feeds it
 from request handlers and from the canary thread; the UI and ``/metrics`` read ``snapshot()``.
-Every F1 comes from ``metrics.classification_report_dict`` so the app's numbers equal scikit-learn's.
+Every F1 comes from ``metrics`` (``confusion_report_dict``), so the app's numbers equal scikit-learn's.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from tweet_classifier.artifact import REFERENCE_NAME
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.metrics import classification_report_dict
+from tweet_classifier.metrics import confusion_report_dict
 from tweet_classifier.text import TextTraits, text_traits
 
 logger = logging.getLogger(__name__)
@@ -282,31 +282,58 @@ class DriftTracker:
         return result
 
 
-@dataclass
 class LabelledStream:
-    """True and predicted labels arriving over time, scored with the project's metrics."""
+    """True and predicted labels arriving over time, kept as confusion counts.
 
-    labels: list[str]
-    y_true: list[str] = field(default_factory=list)
-    y_pred: list[str] = field(default_factory=list)
-    _report: dict[str, Any] | None = None
+    Each update costs O(1) and each summary O(labels^2) (``metrics.confusion_report_dict``, the same
+    numbers as scikit-learn), whatever the number of pairs. The pairs are kept in arrival order so
+    the oldest can be dropped when the record they came from is trimmed; a ``None`` pair stands for
+    a record whose labels this model does not know (it keeps the order, counts nothing).
+    """
 
-    def extend(self, y_true: Sequence[str], y_pred: Sequence[str]) -> None:
-        self.y_true.extend(y_true)
-        self.y_pred.extend(y_pred)
-        # Scored on arrival, not on every /metrics read: reads are far more frequent than updates.
-        self._report = classification_report_dict(self.y_true, self.y_pred, self.labels) if self.y_true else None
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self._index = {label: index for index, label in enumerate(self.labels)}
+        self._counts = [[0] * len(self.labels) for _ in self.labels]
+        self._pairs: deque[tuple[int, int] | None] = deque()
+        self._n = 0
+        self._summary: dict[str, Any] | None = None
+
+    def extend(self, y_true: Sequence[str | None], y_pred: Sequence[str | None]) -> None:
+        for truth, guess in zip(y_true, y_pred, strict=True):
+            pair = None
+            if isinstance(truth, str) and isinstance(guess, str) and truth in self._index and guess in self._index:
+                pair = (self._index[truth], self._index[guess])
+                self._counts[pair[0]][pair[1]] += 1
+                self._n += 1
+            self._pairs.append(pair)
+        self._summary = None
+
+    def drop_oldest(self, count: int) -> None:
+        for _ in range(min(count, len(self._pairs))):
+            pair = self._pairs.popleft()
+            if pair is not None:
+                self._counts[pair[0]][pair[1]] -= 1
+                self._n -= 1
+        if count:
+            self._summary = None
+
+    def __len__(self) -> int:
+        return len(self._pairs)
 
     def summary(self) -> dict[str, Any]:
-        report = self._report
-        if report is None:
-            return {"n": 0, "macro_f1": None, "accuracy": None, "per_class_f1": {}}
-        return {
-            "n": report["n"],
-            "macro_f1": report["macro_f1"],
-            "accuracy": report["accuracy"],
-            "per_class_f1": {label: values["f1"] for label, values in report["per_class"].items()},
-        }
+        if self._summary is None:
+            if not self._n:
+                self._summary = {"n": 0, "macro_f1": None, "accuracy": None, "per_class_f1": {}}
+            else:
+                report = confusion_report_dict(self._counts, self.labels)
+                self._summary = {
+                    "n": report["n"],
+                    "macro_f1": report["macro_f1"],
+                    "accuracy": report["accuracy"],
+                    "per_class_f1": {label: values["f1"] for label, values in report["per_class"].items()},
+                }
+        return dict(self._summary)
 
 
 class FeedbackStore:
@@ -314,6 +341,8 @@ class FeedbackStore:
 
     When the file passes ``max_records`` or ``max_bytes`` it is rewritten atomically with the newest
     ``keep_fraction`` of its records, so it never grows without bound and a crash never truncates it.
+    ``append`` says how many of the oldest records that dropped, so the live corrections F1 can hold
+    exactly the records the file holds (the same number before and after a restart).
     """
 
     def __init__(self, path: str | Path, max_records: int, max_bytes: int, keep_fraction: float = 0.8) -> None:
@@ -346,7 +375,8 @@ class FeedbackStore:
                 logger.warning("skipped %d unreadable feedback lines in %s", skipped, self.path)
             return list(self._records)
 
-    def append(self, record: Mapping[str, Any]) -> None:
+    def append(self, record: Mapping[str, Any]) -> int:
+        """Store one record durably; returns how many of the oldest records a trim dropped (usually 0)."""
         line = json.dumps(dict(record), ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,7 +386,10 @@ class FeedbackStore:
                 os.fsync(stream.fileno())
             self._records.append(dict(record))
             if len(self._records) > self.max_records or self.path.stat().st_size > self.max_bytes:
+                before = len(self._records)
                 self._trim()
+                return before - len(self._records)
+            return 0
 
     def _trim(self) -> None:
         keep = max(1, int(min(len(self._records), self.max_records) * self.keep_fraction))
@@ -406,9 +439,11 @@ class ServingMonitor:
         drift_window: int = 1_000,
         drift_min_samples: int = 50,
         drift_psi_threshold: float = 0.25,
+        max_corrections: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.labels = list(labels)
+        self.max_corrections = max_corrections
         self._lock = threading.Lock()
         self._clock = clock
         self.started_at = clock()
@@ -419,6 +454,7 @@ class ServingMonitor:
         self.texts_served = 0
         self.requests_failed = 0
         self.requests_rejected = 0
+        self.requests_abandoned = 0
         self.in_flight = 0
         self.canary = LabelledStream(self.labels)
         self.canary_total = 0
@@ -434,8 +470,13 @@ class ServingMonitor:
         timing = RequestTiming(endpoint=endpoint, n_texts=n_texts)
         with self._lock:
             self.in_flight += 1
+        outcome = "failed"
         try:
             yield timing
+        except BaseException as error:
+            # Errors say what they count as ("rejected" for busy, "abandoned" for a client that left).
+            outcome = getattr(error, "outcome", "failed")
+            raise
         finally:
             request_ms = (time.perf_counter() - timing.started) * 1000.0
             with self._lock:
@@ -445,6 +486,10 @@ class ServingMonitor:
                     self.texts_served += timing.n_texts
                     self.latency.add(timing.compute_ms, request_ms)
                     self._finished.append((self._clock(), timing.n_texts))
+                elif outcome == "rejected":
+                    self.requests_rejected += 1
+                elif outcome == "abandoned":
+                    self.requests_abandoned += 1
                 else:
                     self.requests_failed += 1
 
@@ -483,23 +528,27 @@ class ServingMonitor:
         with self._lock:
             self.canary_status = status
 
-    def record_correction(self, predicted: str, correct: str) -> None:
+    def record_correction(self, predicted: str, correct: str, dropped_oldest: int = 0) -> dict[str, Any]:
+        """Add one correction (O(labels^2) under the lock); forget the ``dropped_oldest`` records the
+        feedback file just trimmed, and past ``max_corrections`` the oldest. Returns the new summary."""
         self._check_labels(predicted, correct)
         with self._lock:
             self.corrections.extend([correct], [predicted])
+            self.corrections.drop_oldest(max(dropped_oldest, len(self.corrections) - self.max_corrections))
+            return self.corrections.summary()
 
     def load_corrections(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Replay stored corrections (from ``FeedbackStore.load``); records with unknown labels are skipped."""
-        known = set(self.labels)
-        pairs = [
-            (str(record["correct"]), str(record["predicted"]))
-            for record in records
-            if record.get("correct") in known and record.get("predicted") in known
-        ]
-        if pairs:
-            with self._lock:
-                self.corrections.extend([correct for correct, _ in pairs], [predicted for _, predicted in pairs])
-        return len(pairs)
+        """Replay stored corrections (from ``FeedbackStore.load``); records with unknown labels are
+        kept in order but not counted. Returns how many corrections the live F1 now counts."""
+        pairs = [(record.get("correct"), record.get("predicted")) for record in records]
+        with self._lock:
+            self.corrections.extend([correct for correct, _ in pairs], [predicted for _, predicted in pairs])
+            self.corrections.drop_oldest(len(self.corrections) - self.max_corrections)
+            return self.corrections.summary()["n"]
+
+    def corrections_summary(self) -> dict[str, Any]:
+        with self._lock:
+            return self.corrections.summary()
 
     def _check_labels(self, *values: str) -> None:
         for value in values:
@@ -530,6 +579,7 @@ class ServingMonitor:
                 "texts_served": self.texts_served,
                 "requests_failed": self.requests_failed,
                 "requests_rejected": self.requests_rejected,
+                "requests_abandoned": self.requests_abandoned,
                 "in_flight": self.in_flight,
                 "queue_depth": queue_depth,
                 "throughput": self._throughput(now),

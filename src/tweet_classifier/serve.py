@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import io
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -23,13 +23,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pandas as pd
-from fastapi import FastAPI
+from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -54,10 +55,25 @@ DEFAULT_MODELS_DIR = "models"
 RUN_CONFIG_NAME = "run_config.yaml"
 # The Space card (README.md front matter) beside app.py: its `models:` list names the model a Space serves.
 SPACE_CARD = "README.md"
-# Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A line of a cell starting with one of these, after any leading whitespace, is run as a formula by
+# spreadsheets (OWASP "CSV injection"), full-width forms included; a tab or carriage return at the
+# very start of a line counts too.
+FORMULA_SIGNS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+FORMULA_CONTROLS = ("\t", "\r")
 INTERNAL_ERROR_MESSAGE = "Internal error while handling this request; it was logged as {error_id}. Please retry."
+# "Busy" is one answer on every route: HTTP 503, Retry-After, {"error": BUSY_MESSAGE} (Gradio's
+# queue-full answer is mapped to it too, and gradio_client still raises its QueueError on it).
+BUSY_STATUS = 503
+RETRY_AFTER_S = 5
 BUSY_MESSAGE = "The server is busy: too many requests are waiting. Please retry in a few seconds."
+SHUTTING_DOWN_MESSAGE = "The server is restarting. Please retry in a few seconds."
+UPLOADS_FULL_MESSAGE = "The server holds too many uploaded files right now. Please retry in a few minutes."
+ABANDONED_MESSAGE = "The client closed the connection before a model slot was free."
+# Gradio's upload route (the only body bigger than max_body_bytes): the file plus multipart framing.
+UPLOAD_PATH = "/gradio_api/upload"
+MULTIPART_SLACK_BYTES = 64 * 1024
+# How often a request waiting for a model slot looks at its client and at shutdown.
+SLOT_POLL_S = 0.05
 LOADING_MESSAGE = "The model is still loading. Please retry in a few seconds."
 FAILED_MESSAGE = "The model failed to load; the server log says why. Fix MODEL_ID/MODEL_REVISION and restart."
 
@@ -81,9 +97,17 @@ class ServiceNotReadyError(ServiceError):
 
 
 class ServiceBusyError(ServiceError):
-    """More requests are waiting than the configured queue allows."""
+    """More requests are waiting than the configured queue allows, or one waited too long for a slot."""
 
-    http_status = 429
+    http_status = BUSY_STATUS
+    outcome = "rejected"  # how ServingMonitor.track counts it
+
+
+class RequestAbandonedError(ServiceError):
+    """The client went away while its request waited for a model slot: it is dropped before compute."""
+
+    http_status = BUSY_STATUS
+    outcome = "abandoned"
 
 
 class NoModelError(TweetClassifierError):
@@ -298,10 +322,20 @@ def model_metadata_dir(model: str, revision: str | None) -> Path | None:
 
 
 def neutralize_formula(value: object) -> object:
-    """Prefix ``'`` to a text cell a spreadsheet would run as a formula; other values pass unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+    """Prefix ``'`` to every line of a text cell that a spreadsheet would run as a formula.
+
+    Lines, because a reader that splits rows on any line break (``\r`` alone, or what
+    ``str.splitlines`` splits on) would otherwise start a row with the rest of the cell. Other values
+    pass unchanged.
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    lines = value.splitlines(keepends=True)
+    return "".join("'" + line if _runs_as_formula(line) else line for line in lines)
+
+
+def _runs_as_formula(line: str) -> bool:
+    return line.startswith(FORMULA_CONTROLS) or line.lstrip().startswith(FORMULA_SIGNS)
 
 
 def _client_message(error: TweetClassifierError) -> str:
@@ -357,6 +391,9 @@ class ClassifierService:
         self._tokenizer_lock = threading.Lock()
         self._metadata_dir: Path | None = None
         self._stop = threading.Event()
+        self._stopping_since: float | None = None
+        # Keeps the feedback file and the live corrections F1 in the same order (both drop the oldest).
+        self._feedback_lock = threading.Lock()
         self._background: list[threading.Thread] = []
         self.queue_depth: Callable[[], int] = lambda: 0
 
@@ -368,6 +405,9 @@ class ClassifierService:
         thread.start()
 
     def stop(self) -> None:
+        """Shutdown began: the canary stops, waiting requests get half the grace to start, then "busy"."""
+        if self._stopping_since is None:
+            self._stopping_since = time.monotonic()
         self._stop.set()
 
     def close(self) -> None:
@@ -391,6 +431,7 @@ class ClassifierService:
                 drift_window=self.config.drift_window,
                 drift_min_samples=self.config.drift_min_samples,
                 drift_psi_threshold=self.config.drift_psi_threshold,
+                max_corrections=self.config.feedback_max_records,
             )
             replayed = monitor.load_corrections(self._stored_corrections())
             folder = getattr(predictor, "folder", None)
@@ -508,35 +549,66 @@ class ClassifierService:
         return list(texts)
 
     # ---- user requests -------------------------------------------------------------------------
-    def predict(self, text: object) -> dict[str, Any]:
+    def predict(self, text: object, abandoned: threading.Event | None = None) -> dict[str, Any]:
+        """One text; ``abandoned`` (set when the client disconnects) drops it if it is still waiting."""
         monitor = self._monitor()
         with monitor.track("predict") as timing:
             checked = self._check_text(text)
-            prediction = self._run_model(self._predictor().predict, checked)
+            prediction = self._run_model(self._predictor().predict, checked, abandoned)
             self._observe(checked, prediction)
             timing.compute_ms = prediction.compute_ms
             timing.ok = True
             result = self._result(prediction, started=timing.started)
         return result
 
-    def predict_batch(self, texts: object) -> list[dict[str, Any]]:
+    def predict_batch(self, texts: object, abandoned: threading.Event | None = None) -> list[dict[str, Any]]:
         monitor = self._monitor()
         with monitor.track("predict_batch", n_texts=len(texts) if isinstance(texts, list | tuple) else 0) as timing:
             checked = self._check_texts(texts)
-            predictions = self._run_model(self._predictor().predict_batch, checked)
+            predictions = self._run_model(self._predictor().predict_batch, checked, abandoned)
             for text, prediction in zip(checked, predictions, strict=True):
                 self._observe(text, prediction)
             timing.compute_ms = sum(prediction.compute_ms for prediction in predictions)
             timing.ok = True
             return [self._result(prediction, started=timing.started) for prediction in predictions]
 
-    def _run_model(self, function: Callable[[Any], ResultT], argument: Any) -> ResultT:
-        """One model call in a slot; the predictor's input errors become this service's 422s."""
-        with self._model_slots:
+    def _run_model(
+        self,
+        function: Callable[[Any], ResultT],
+        argument: Any,
+        abandoned: threading.Event | None = None,
+        max_wait_s: float | None = None,
+    ) -> ResultT:
+        """One model call in a slot; the predictor's input errors become this service's 422s.
+
+        Waiting for the slot ends early, before any compute: with ``RequestAbandonedError`` once
+        ``abandoned`` is set, with ``ServiceBusyError`` after ``max_wait_s`` (default: the config's
+        ``max_queue_wait_s``) or when shutdown's admission window has closed.
+        """
+        deadline = time.monotonic() + (self.config.max_queue_wait_s if max_wait_s is None else max_wait_s)
+        while not self._model_slots.acquire(timeout=SLOT_POLL_S):
+            self._check_still_wanted(abandoned)
+            if time.monotonic() > deadline:
+                raise ServiceBusyError(BUSY_MESSAGE)
+        try:
+            self._check_still_wanted(abandoned)
             try:
                 return function(argument)
             except TweetClassifierError as error:
                 raise BadRequestError(_client_message(error)) from None
+        finally:
+            self._model_slots.release()
+
+    def _check_still_wanted(self, abandoned: threading.Event | None) -> None:
+        if abandoned is not None and abandoned.is_set():
+            raise RequestAbandonedError(ABANDONED_MESSAGE)
+        # After SIGTERM, waiting requests may start during the first half of the grace, so whatever
+        # starts has the second half to finish; later ones are answered at once instead of cut off.
+        if (
+            self._stopping_since is not None
+            and time.monotonic() - self._stopping_since > self.config.graceful_shutdown_s / 2
+        ):
+            raise ServiceBusyError(SHUTTING_DOWN_MESSAGE)
 
     def _result(self, prediction: PredictionLike, started: float) -> dict[str, Any]:
         return {
@@ -564,11 +636,11 @@ class ClassifierService:
             "predicted": predicted,
             "correct": correct,
         }
-        self.feedback_store.append(record)
-        if self.feedback_hub is not None:
-            self.feedback_hub.append(record)
-        monitor.record_correction(predicted=str(predicted), correct=str(correct))
-        corrections = monitor.snapshot()["live_f1"]["corrections"]
+        with self._feedback_lock:
+            dropped = self.feedback_store.append(record)
+            if self.feedback_hub is not None:
+                self.feedback_hub.append(record)
+            corrections = monitor.record_correction(str(predicted), str(correct), dropped_oldest=dropped)
         return {"stored": True, "corrections": corrections["n"], "macro_f1": corrections["macro_f1"]}
 
     def metrics(self) -> dict[str, Any]:
@@ -688,7 +760,12 @@ class ClassifierService:
                 valid = [index for index, text in enumerate(batch) if self._is_valid(text, normalize_config)]
                 if not valid:
                     continue
-                predictions = self._run_model(predictor.predict_batch, [batch[index] for index in valid])
+                predictions = self._run_model(
+                    predictor.predict_batch, [batch[index] for index in valid], max_wait_s=math.inf
+                )
+            except ServiceBusyError:
+                monitor.set_canary_status("stopped")
+                return
             except Exception:
                 logger.exception("canary batch at row %d failed", start)
                 monitor.set_canary_status("failed (see the server log)")
@@ -704,8 +781,19 @@ class ClassifierService:
         return bool(normalize_tweet(str(text), normalize_config))
 
     # ---- CSV batch -------------------------------------------------------------------------------
-    def classify_csv(self, path: str | Path, text_column: str = "text", label_column: str = "label") -> CsvResult:
-        frame = read_upload_csv(path, self.config.max_csv_bytes, self.config.max_csv_rows)
+    def classify_csv(
+        self,
+        path: str | Path,
+        text_column: str = "text",
+        label_column: str = "label",
+        output_dir: Path | None = None,
+    ) -> CsvResult:
+        """Classify every row of an uploaded CSV; the result file goes to ``output_dir`` (default: a
+        new temporary folder)."""
+        config = self.config
+        frame = read_upload_csv(
+            path, config.max_csv_bytes, config.max_csv_rows, config.max_csv_columns, config.max_csv_cell_chars
+        )
         text_column, label_column = (text_column or "text").strip(), (label_column or "").strip()
         if text_column not in frame.columns:
             columns = ", ".join(str(name)[:40] for name in list(frame.columns)[:20])
@@ -759,7 +847,7 @@ class ClassifierService:
                     [truth for truth, _ in pairs], [guess for _, guess in pairs], predictor.labels
                 )
                 n_scored = len(pairs)
-        output_path = write_safe_csv(output)
+        output_path = write_safe_csv(output, output_dir)
         return CsvResult(
             output_path=output_path,
             preview=output.head(20),
@@ -828,41 +916,95 @@ def read_labelled_file(path: str | Path, labels: Sequence[str]) -> tuple[list[st
     return [str(text) for text in frame["text"]], [str(label) for label in frame["label"]]
 
 
-def read_upload_csv(path: str | Path, max_bytes: int, max_rows: int) -> pd.DataFrame:
-    """An uploaded CSV as strings, after size, encoding and shape checks that say what to fix."""
+def read_upload_csv(
+    path: str | Path, max_bytes: int, max_rows: int, max_columns: int = 64, max_cell_chars: int = 10_000
+) -> pd.DataFrame:
+    """An uploaded CSV as strings, after size, encoding and shape checks that say what to fix.
+
+    The file is parsed row by row with the ``csv`` module: the column count and cell sizes of each
+    row are checked as it is read, so a file of an unusual shape (hundreds of thousands of columns,
+    one huge cell) is refused before the rest of it is read, and no parser guesses types.
+    """
     source = Path(path)
-    size = source.stat().st_size
+    try:
+        size = source.stat().st_size
+    except FileNotFoundError:
+        raise BadRequestError("the uploaded file is gone (it is deleted once classified): upload it again") from None
     if size > max_bytes:
         raise BadRequestError(f"the CSV is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB: split it")
     if size == 0:
         raise BadRequestError("the CSV is empty: upload a file with a header row and one text per row")
-    raw = source.read_bytes()
+    header: list[str] | None = None
+    rows: list[list[str]] = []
     try:
-        content = raw.decode("utf-8-sig")
+        with source.open(encoding="utf-8-sig", newline="") as stream:
+            for row in csv.reader(stream, strict=True):
+                if not row:
+                    continue  # a blank line, as pandas skips them
+                where = f"row {len(rows) + 1}" if header is not None else "the header"
+                _check_upload_row(row, where, header, max_columns, max_cell_chars)
+                if header is None:
+                    header = _upload_header(row)
+                    continue
+                if len(rows) == max_rows:
+                    raise BadRequestError(f"the CSV has more than {max_rows:,} rows: split it into smaller files")
+                rows.append(row + [""] * (len(header) - len(row)))
     except UnicodeDecodeError:
         raise BadRequestError("the CSV is not UTF-8 text: save it as 'CSV UTF-8' and upload it again") from None
-    if "\x00" in content:
-        raise BadRequestError("the file has NUL bytes, so it is not a CSV text file: upload a UTF-8 CSV")
-    try:
-        frame = pd.read_csv(io.StringIO(content), dtype=str, keep_default_na=False, nrows=max_rows + 1)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
+    except csv.Error as error:
+        if "NUL" in str(error):
+            raise BadRequestError("the file has NUL bytes, so it is not a CSV text file: upload a UTF-8 CSV") from None
+        if "field larger than field limit" in str(error):
+            raise BadRequestError(f"a cell is longer than {max_cell_chars:,} characters: shorten it") from None
         first = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         raise BadRequestError(f"the file is not a valid CSV ({first}): check quoting and the header") from None
-    if len(frame) > max_rows:
-        raise BadRequestError(f"the CSV has more than {max_rows:,} rows: split it into smaller files")
-    if frame.empty:
+    if header is None:
+        raise BadRequestError("the CSV is empty: upload a file with a header row and one text per row")
+    if not rows:
         raise BadRequestError("the CSV has a header but no rows: add one text per row")
-    frame.columns = [str(name).strip() for name in frame.columns]
-    return frame
+    return pd.DataFrame(rows, columns=header, dtype=str)
 
 
-def write_safe_csv(frame: pd.DataFrame) -> Path:
-    """Write predictions for download with formula-looking cells neutralized (header included)."""
+def _check_upload_row(
+    row: Sequence[str], where: str, header: Sequence[str] | None, max_columns: int, max_cell_chars: int
+) -> None:
+    if len(row) > max_columns:
+        raise BadRequestError(f"{where} has {len(row):,} columns; the limit is {max_columns}: drop the extra columns")
+    if header is not None and len(row) > len(header):
+        raise BadRequestError(
+            f"the file is not a valid CSV ({where} has {len(row)} fields, the header {len(header)}): "
+            "check quoting and the header"
+        )
+    for cell in row:
+        if len(cell) > max_cell_chars:
+            raise BadRequestError(f"{where} has a cell of {len(cell):,} characters; the limit is {max_cell_chars:,}")
+        if "\x00" in cell:
+            raise BadRequestError("the file has NUL bytes, so it is not a CSV text file: upload a UTF-8 CSV")
+
+
+def _upload_header(row: Sequence[str]) -> list[str]:
+    names = [name.strip() for name in row]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise BadRequestError(f"the header names the column {name[:40]!r} twice: give every column its own name")
+        seen.add(name)
+    return names
+
+
+def write_safe_csv(frame: pd.DataFrame, folder: Path | None = None) -> Path:
+    """Write predictions for download with formula-looking lines neutralized (header included).
+
+    Every field is quoted and rows end in CRLF (RFC 4180), so a line break inside a cell never ends
+    a row for a ``csv`` reader or a spreadsheet. ``folder`` defaults to a new temporary folder.
+    """
     safe = frame.map(neutralize_formula)
     safe.columns = [neutralize_formula(str(name)) for name in frame.columns]
-    folder = Path(tempfile.mkdtemp(prefix="tweet-classifier-batch-"))
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="tweet-classifier-batch-"))
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "predictions.csv"
-    safe.to_csv(path, index=False, encoding="utf-8")
+    safe.to_csv(path, index=False, encoding="utf-8", quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     return path
 
 
@@ -880,39 +1022,99 @@ class PredictResponse(BaseModel):
     model_version: str
 
 
-class PredictBatchRequest(BaseModel):
-    texts: list[str]
-
-
 class PredictBatchResponse(BaseModel):
     results: list[PredictResponse]
+
+
+class FeedbackRequest(BaseModel):
+    text: str = Field(description="the text that was classified")
+    predicted: str = Field(description="the label the model gave it")
+    correct: str = Field(description="the right label")
+
+
+class FeedbackResponse(BaseModel):
+    stored: bool
+    corrections: int = Field(description="corrections the live corrections F1 counts now")
+    macro_f1: float | None
 
 
 class ErrorResponse(BaseModel):
     error: str
 
 
-class BodySizeLimit:
-    """Reject bodies over ``max_bytes`` by Content-Length before anything reads them (pure ASGI)."""
+class BodyLimits:
+    """Two body limits: one for Gradio's upload route, one for every other request.
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+    A declared Content-Length over the limit is answered at once, before anything reads the body.
+    Bodies without one (chunked) or longer than declared are counted as they stream by Starlette's
+    ``RequestBodyLimitMiddleware``, which stops reading at the limit; the 413 it raises inside the
+    app is worded by the apps' error handlers.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, upload_bytes: int) -> None:
+        from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+
+        self.max_bytes, self.upload_bytes = max_bytes, upload_bytes
+        self.default = RequestBodyLimitMiddleware(app, max_body_size=max_bytes)
+        self.upload = RequestBodyLimitMiddleware(app, max_body_size=upload_bytes)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                response = JSONResponse(
-                    {"error": f"request body over {self.max_bytes // (1024 * 1024)} MiB: send less"}, status_code=413
-                )
-                await response(scope, receive, send)
+        if scope["type"] != "http":
+            await self.default(scope, receive, send)
+            return
+        is_upload = str(scope.get("path", "")).rstrip("/") == UPLOAD_PATH
+        limit, limited = (self.upload_bytes, self.upload) if is_upload else (self.max_bytes, self.default)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await too_large_response(limit)(scope, receive, send)
+            return
+        await limited(scope, receive, send)
+
+
+def too_large_response(limit: int | None) -> JSONResponse:
+    size = _format_bytes(limit) if limit else "the limit"
+    return JSONResponse(
+        {"error": f"request body over {size}: send less (split the batch or the CSV)"},
+        status_code=413,
+        headers={"Connection": "close"},  # the rest of the body is never read
+    )
+
+
+class UploadBudget:
+    """Answer uploads "busy" while Gradio's upload folder (uploads and downloadable results, deleted
+    ``upload_ttl_s`` after they were written) holds more than ``max_bytes``."""
+
+    def __init__(self, app: Any, folder: Path, max_bytes: int, on_busy: Callable[[], None]) -> None:
+        self.app = app
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.on_busy = on_busy
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH:
+            used = await asyncio.to_thread(folder_bytes, self.folder)
+            if used >= self.max_bytes:
+                logger.warning("upload refused: %s holds %d bytes (limit %d)", self.folder, used, self.max_bytes)
+                self.on_busy()
+                await busy_response(UPLOADS_FULL_MESSAGE)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (0 when it does not exist)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += (Path(root) / name).stat().st_size
+            except OSError:
+                continue  # deleted between the listing and the stat
+    return total
+
+
 class WaitingLimit:
-    """Bounded waiting room for /v1 calls: over ``max_waiting`` a request is answered 429 at once."""
+    """Bounded waiting room for /v1 calls: over ``max_waiting`` a request is answered "busy" at once."""
 
     def __init__(self, max_waiting: int) -> None:
         self.max_waiting = max_waiting
@@ -931,18 +1133,88 @@ class WaitingLimit:
             self.waiting -= 1
 
 
-def error_response(error: Exception, service: ClassifierService) -> JSONResponse:
-    if isinstance(error, ServiceBusyError | ServiceNotReadyError | BadRequestError):
-        if isinstance(error, ServiceBusyError) and service.monitor is not None:
-            service.monitor.record_rejected()
+def busy_response(message: str = BUSY_MESSAGE) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=BUSY_STATUS, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def error_response(error: Exception) -> JSONResponse:
+    if isinstance(error, ServiceBusyError | RequestAbandonedError):
+        return busy_response(_client_message(error))
+    if isinstance(error, ServiceNotReadyError | BadRequestError):
         return JSONResponse({"error": _client_message(error)}, status_code=error.http_status)
     error_id = uuid.uuid4().hex[:12]
     logger.error("request %s failed", error_id, exc_info=error)
     return JSONResponse({"error": INTERNAL_ERROR_MESSAGE.format(error_id=error_id)}, status_code=500)
 
 
+def _format_bytes(count: int) -> str:
+    for unit, size in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if count >= size:
+            return f"{count / size:.4g} {unit}"
+    return f"{count} bytes"
+
+
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
+    """One line for a request body FastAPI could not validate: where, what, and never the input."""
+    if not errors:
+        return "the request body is invalid: send a JSON object (see /v1/docs)"
+    first = errors[0]
+    location = [part for part in first.get("loc", ()) if part != "body"]
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        detail = str((first.get("ctx") or {}).get("error", "JSON decode error"))[:80]
+        return f'the body is not valid JSON ({detail}): send a JSON object such as {{"text": "..."}}'
+    if not location:
+        return "the body must be a JSON object sent with content-type: application/json (see /v1/docs)"
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
+    message = f"{where} is missing" if kind == "missing" else f"{where}: {first.get('msg', 'invalid value')}"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return _client_message(TweetClassifierError(message + more))
+
+
+def _install_error_handlers(app: FastAPI, service: ClassifierService, gradio: bool = False) -> None:
+    """``{"error": ...}`` bodies: every error of our routes; on Gradio's app, "busy", "too large" and
+    anything under /v1 (its own errors keep Gradio's shape, which gradio_client reads)."""
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+
+    async def on_http_error(request: Any, error: StarletteHTTPException) -> Any:
+        if error.status_code == BUSY_STATUS:
+            # Gradio's queue is full ("Queue is full") or stopped for shutdown.
+            if gradio and service.monitor is not None:
+                service.monitor.record_rejected()
+            return busy_response()
+        if error.status_code == 413:
+            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+            return too_large_response(limit if isinstance(limit, int) else None)
+        if gradio and not request.url.path.startswith("/v1"):
+            return await http_exception_handler(request, error)
+        detail = error.detail if isinstance(error.detail, str) else "request refused"
+        return JSONResponse({"error": detail}, status_code=error.status_code, headers=error.headers)
+
+    async def on_validation_error(request: Any, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": validation_message(error.errors())}, status_code=422)
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    if not gradio:
+        app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+async def _watch_disconnect(request: Any, abandoned: threading.Event) -> None:
+    """Set ``abandoned`` when the client closes the connection: the body has been read, so the next
+    message uvicorn hands over is the disconnect."""
+    while (await request.receive())["type"] != "http.disconnect":
+        continue
+    abandoned.set()
+
+
 def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
-    """FastAPI with /healthz and /v1, the Gradio app mounted at /."""
+    """FastAPI with /healthz and /v1, the Gradio app mounted at /, and the limits in front of both."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    config = service.config
     app = FastAPI(
         title="tweet-classifier",
         description="Tweet classification with live F1, latency and drift. The Gradio UI and API are at /.",
@@ -950,38 +1222,58 @@ def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
         docs_url="/v1/docs",
         openapi_url="/v1/openapi.json",
     )
-    waiting_room = WaitingLimit(service.config.queue_max_size)
+    waiting_room = WaitingLimit(config.queue_max_size)
+    # Corrections wait for their fsync on threads of their own, never on the workers predictions use.
+    feedback_workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feedback")
     app.state.shutdown_callbacks = [service.stop]
     error_responses: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorResponse} for code in (413, 422, 429, 500, 503)
+        code: {"model": ErrorResponse} for code in (413, 422, 500, BUSY_STATUS)
     }
 
-    async def call_service(function: Callable[..., Any], *args: Any) -> Any:
+    # The length bound is checked before the items, so a huge list fails with one cheap error.
+    batch_texts = Body(embed=True, max_length=config.max_batch_texts, description="the tweets, in order")
+
+    async def call_service(request: Request, function: Callable[..., Any], *args: Any) -> Any:
         if not waiting_room.enter():
+            if service.monitor is not None:
+                service.monitor.record_rejected()
             raise ServiceBusyError(BUSY_MESSAGE)
+        abandoned = threading.Event()
+        watcher = asyncio.create_task(_watch_disconnect(request, abandoned))
         try:
-            return await asyncio.to_thread(function, *args)
+            return await asyncio.to_thread(function, *args, abandoned=abandoned)
         finally:
+            watcher.cancel()
             waiting_room.leave()
 
     @app.get("/healthz", response_model=None, responses={503: {"model": ErrorResponse}})
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:
+        # async: answered on the event loop, never behind the worker threads.
         status_code, payload = service.health()
         return JSONResponse(payload, status_code=status_code)
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=error_responses)
-    async def v1_predict(body: PredictRequest) -> Any:
+    async def v1_predict(body: PredictRequest, request: Request) -> Any:
         try:
-            return await call_service(service.predict, body.text)
+            return await call_service(request, service.predict, body.text)
         except Exception as error:
-            return error_response(error, service)
+            return error_response(error)
 
     @app.post("/v1/predict_batch", response_model=PredictBatchResponse, responses=error_responses)
-    async def v1_predict_batch(body: PredictBatchRequest) -> Any:
+    async def v1_predict_batch(request: Request, texts: list[str] = batch_texts) -> Any:
         try:
-            return {"results": await call_service(service.predict_batch, body.texts)}
+            return {"results": await call_service(request, service.predict_batch, texts)}
         except Exception as error:
-            return error_response(error, service)
+            return error_response(error)
+
+    @app.post("/v1/feedback", response_model=FeedbackResponse, responses=error_responses)
+    async def v1_feedback(body: FeedbackRequest) -> Any:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                feedback_workers, service.feedback, body.text, body.predicted, body.correct
+            )
+        except Exception as error:
+            return error_response(error)
 
     @app.get("/v1/metrics")
     def v1_metrics() -> dict[str, Any]:
@@ -993,37 +1285,66 @@ def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
         async def v1_noop(body: PredictRequest) -> dict[str, str]:
             return {"label": "noop"}
 
+    _install_error_handlers(app, service)
     if with_ui:
-        import gradio as gr
-
-        from tweet_classifier.ui import THEME, UI_CSS, build_demo
-
-        demo = build_demo(service)
-        service.queue_depth = lambda: _gradio_queue_depth(demo) + waiting_room.waiting
-        gr.mount_gradio_app(
-            app,
-            demo,
-            path="/",
-            server_name=service.settings.host,
-            server_port=service.settings.port,
-            footer_links=["api"],
-            run_history=False,
-            show_error=False,
-            max_file_size=service.config.max_csv_bytes,
-            theme=THEME,
-            css=UI_CSS,
-            ssr_mode=False,
-        )
-        from gradio.routes import App as GradioApp
-
-        gradio_apps = [route.app for route in app.routes if isinstance(getattr(route, "app", None), GradioApp)]
-        # Ends the browsers' and clients' idle heartbeat streams at shutdown; otherwise they hold the
-        # graceful shutdown open for its whole timeout. Streams of pending events still finish.
-        app.state.shutdown_callbacks.extend(gradio_app.stop_event.set for gradio_app in gradio_apps)
+        _mount_gradio(app, service, waiting_room)
     else:
         service.queue_depth = lambda: waiting_room.waiting
-    app.add_middleware(BodySizeLimit, max_bytes=service.config.max_body_bytes)
+    # Same-origin unless configured. Its presence also makes Gradio's own CORS middleware stand down
+    # (gradio/route_utils.py CustomCORSMiddleware.parent_configures_cors), which otherwise reflects
+    # any Origin with credentials whenever the Host is not localhost.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(config.allowed_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        allow_credentials=False,
+    )
+    app.add_middleware(
+        BodyLimits, max_bytes=config.max_body_bytes, upload_bytes=config.max_csv_bytes + MULTIPART_SLACK_BYTES
+    )
     return app
+
+
+def _mount_gradio(app: FastAPI, service: ClassifierService, waiting_room: WaitingLimit) -> None:
+    import gradio as gr
+    from gradio.routes import App as GradioApp
+    from gradio.utils import get_upload_folder
+
+    from tweet_classifier.ui import THEME, UI_CSS, build_demo
+
+    demo = build_demo(service)
+    service.queue_depth = lambda: _gradio_queue_depth(demo) + waiting_room.waiting
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        server_name=service.settings.host,
+        server_port=service.settings.port,
+        footer_links=["api"],
+        run_history=False,
+        show_error=False,
+        max_file_size=service.config.max_csv_bytes,
+        theme=THEME,
+        css=UI_CSS,
+        ssr_mode=False,
+    )
+    # Gradio checks that a file an event receives was uploaded (gradio/processing_utils.py
+    # _check_allowed) only once blocks.has_launched is true, which launch() sets and
+    # mount_gradio_app does not: without this, any server path in a FileData payload is read.
+    demo.has_launched = True
+    gradio_apps = [route.app for route in app.routes if isinstance(getattr(route, "app", None), GradioApp)]
+    for gradio_app in gradio_apps:
+        _install_error_handlers(gradio_app, service, gradio=True)
+    # Ends the browsers' and clients' idle heartbeat streams at shutdown; otherwise they hold the
+    # graceful shutdown open for its whole timeout. Streams of pending events still finish.
+    app.state.shutdown_callbacks.extend(gradio_app.stop_event.set for gradio_app in gradio_apps)
+    app.add_middleware(
+        UploadBudget,
+        folder=Path(get_upload_folder()),
+        max_bytes=service.config.max_upload_disk_bytes,
+        on_busy=lambda: service.monitor.record_rejected() if service.monitor is not None else None,
+    )
 
 
 def _gradio_queue_depth(demo: Any) -> int:
@@ -1031,6 +1352,60 @@ def _gradio_queue_depth(demo: Any) -> int:
         return len(demo._queue)
     except Exception:
         return 0
+
+
+def deadline_protocol(header_timeout_s: float, body_timeout_s: float) -> type:
+    """uvicorn's h11 protocol (pinned uvicorn) plus the two deadlines it lacks, so idle and partial
+    connections cannot pin file descriptors: the request head must be complete within
+    ``header_timeout_s`` of the connection opening (or of the previous response), the body within
+    ``body_timeout_s`` of the head. uvicorn's own keep-alive timer only starts after a response and
+    stops at the first byte, so a client trickling bytes, or sending none, was never closed."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class DeadlineH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+        _phase: str | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._follow_request()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._follow_request()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._follow_request()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_deadline()
+            super().connection_lost(exc)
+
+        def _follow_request(self) -> None:
+            state = self.conn.their_state
+            phase = "head" if state is h11.IDLE else "body" if state is h11.SEND_BODY else None
+            if phase == self._phase:
+                return
+            self._cancel_deadline()
+            self._phase = phase
+            if phase is not None and not self.transport.is_closing():
+                timeout = header_timeout_s if phase == "head" else body_timeout_s
+                self._deadline = self.loop.call_later(timeout, self._expire, phase, timeout)
+
+        def _cancel_deadline(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self, phase: str, timeout: float) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                logger.info("closed a connection whose request %s took over %.0f s", phase, timeout)
+                self.transport.close()
+
+    return DeadlineH11Protocol
 
 
 def build_server(app: FastAPI, settings: ServeSettings, log_level: str = "info") -> Any:
@@ -1050,11 +1425,14 @@ def build_server(app: FastAPI, settings: ServeSettings, log_level: str = "info")
                 callback()
             await super().shutdown(sockets=sockets)
 
+    serve_config = settings.config
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        timeout_graceful_shutdown=int(settings.config.graceful_shutdown_s),
+        http=deadline_protocol(serve_config.header_timeout_s, serve_config.body_timeout_s),
+        timeout_keep_alive=serve_config.keep_alive_s,
+        timeout_graceful_shutdown=int(serve_config.graceful_shutdown_s),
         log_level=log_level,
         access_log=False,
     )

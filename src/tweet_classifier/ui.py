@@ -12,13 +12,14 @@ import html
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 from matplotlib.figure import Figure
 
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.serve import INTERNAL_ERROR_MESSAGE, ClassifierService, CsvResult
+from tweet_classifier.serve import INTERNAL_ERROR_MESSAGE, BadRequestError, ClassifierService, CsvResult
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +308,26 @@ def model_figures(info: dict[str, Any]) -> tuple[Figure | None, Figure | None]:
     return confusion, balance
 
 
+def uploaded_file(path: str) -> Path:
+    """``path`` if it lies in Gradio's upload folder. Gradio checks this itself once the app has
+    launched (serve.py sets that when mounting); this second check keeps a server path out even if
+    that ever changes."""
+    from gradio.utils import get_upload_folder
+
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(Path(get_upload_folder()).resolve()):
+        raise BadRequestError("that file was not uploaded here: upload the CSV with the file box")
+    return resolved
+
+
+def batch_output_folder() -> Path:
+    """A new folder for one result file inside Gradio's upload folder: Gradio serves it from there
+    without a copy and deletes it with the uploads (``delete_cache``)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()) / f"tweet-classifier-{uuid.uuid4().hex}"
+
+
 # ---- layout ----------------------------------------------------------------------------------------
 def build_demo(service: ClassifierService) -> gr.Blocks:
     """The app: classify, batch CSV, live metrics and model views, plus the stable API endpoints."""
@@ -316,7 +337,8 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
     # UI events are not part of the public API; the gr.api endpoints below are.
     ui_only: dict[str, Any] = {"api_visibility": "private"}
 
-    with gr.Blocks(title="Tweet classifier") as demo:
+    # Uploads and result files are deleted upload_ttl_s after they were written (checked every minute).
+    with gr.Blocks(title="Tweet classifier", delete_cache=(60, config.upload_ttl_s)) as demo:
         header = gr.HTML(render_header(service.metrics()), elem_id="tc-header")
         stats = gr.HTML(render_stats(service.metrics()), elem_id="tc-stats-panel")
         last_prediction = gr.State(None)
@@ -400,7 +422,9 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
         def on_batch(path: str | None, text_name: str, label_name: str) -> tuple[str, Any, Figure | None, Any]:
             if not path:
                 return "Upload a CSV file first.", None, None, None
-            result = service.classify_csv(path, text_name, label_name)
+            source = uploaded_file(path)
+            result = service.classify_csv(source, text_name, label_name, output_dir=batch_output_folder())
+            source.unlink(missing_ok=True)  # classified: its rows are in the result file now
             figure = None
             if result.report is not None:
                 matrix = result.report["confusion_matrix"]
@@ -428,11 +452,14 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
         classify.click(**classify_event, **model_slot, **ui_only)
         text.submit(**classify_event, **model_slot, **ui_only)
         send_correction.click(on_correction, [correct, last_prediction], [correction_status], **ui_only)
+        # Its own concurrency group: parsing an upload never holds one of the model group's places;
+        # its model calls take the service's slots batch by batch like every other request.
         run_batch.click(
             on_batch,
             [upload, text_column, label_column],
             [batch_summary, download, batch_matrix, batch_preview],
-            **model_slot,
+            concurrency_limit=1,
+            concurrency_id="csv",
             **ui_only,
         )
         # Metric refreshes never wait behind model calls and never pile up.
