@@ -237,8 +237,13 @@ def test_error_malformed_csv(tmp_path: Path) -> None:
     path.write_text(
         'id,text,label\n1,"fine",neutral\n2,"unclosed quote,neutral\n3,x,positive,extra\n', encoding="utf-8"
     )
-    with pytest.raises(DataError, match=r"broken.csv is not a well-formed CSV \(.*\): fix the quoting"):
+    with pytest.raises(DataError) as error:
         prepare_data(make_config(path))
+    assert str(error.value) == (
+        f"{path} line 3 ('2,\"unclosed quote,neutral') cannot be parsed as csv (EOF inside string starting at row 2): "
+        "set data.quoting: none if '\"' in the texts is an ordinary character; or data.delimiter if the columns "
+        "are not separated by ','; or data.header: false with data.column_names if the first line is data"
+    )
 
 
 def test_error_empty_file_and_header_only(tmp_path: Path) -> None:
@@ -258,8 +263,8 @@ def test_error_unsupported_format(tmp_path: Path) -> None:
     with pytest.raises(DataError) as error:
         prepare_data(make_config(path))
     assert str(error.value) == (
-        f"unsupported data file format '.xlsx' for {path}: use one of .csv, .jsonl, .ndjson, .parquet, .pq "
-        "or set data.format (csv, jsonl, parquet)"
+        f"unsupported data file format '.xlsx' for {path}: use one of .csv, .jsonl, .ndjson, .parquet, .pq, "
+        ".tab, .tsv or set data.format (csv, tsv, jsonl, parquet)"
     )
 
 
@@ -339,8 +344,12 @@ def test_error_cleaning_removed_every_row(tmp_path: Path) -> None:
         data={"confidence_column": "confidence"},
         cleaning={"low_confidence": {"policy": "drop"}},
     )
-    with pytest.raises(DataError, match="cleaning removed every row"):
+    with pytest.raises(DataError) as error:
         prepare_data(config)
+    assert str(error.value) == (
+        "cleaning step 'low_confidence' removed every row (30 in, 30 removed: labels with confidence below 0.7: "
+        "drop): lower cleaning.low_confidence.threshold or set cleaning.low_confidence.policy: weight"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- cleaning

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from tweet_classifier.config import RunConfig, data_dir, load_config, save_config
-from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.readers import DataError, read_data_file, refuse_delimited_keys
 from tweet_classifier.text import NORMALIZER_VERSION, count_html_entities, looks_like_mojibake, normalize_tweet
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ CONFIG_YAML = "config.yaml"
 
 # Origin of rows from a source without its own splits (or whose splits are pooled and re-split).
 _POOLED = "all"
-_FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 # "owner/name" or a legacy single-word id such as "tweet_eval"; never a path with a file suffix.
 _HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _ZERO_COORDINATES = "[0.0, 0.0]"
@@ -46,10 +45,6 @@ _ZERO_COORDINATES = "[0.0, 0.0]"
 _MARKDOWN_EXAMPLE_CHARS = 90
 # Characters kept on each side of the first change in before/after examples.
 _EXAMPLE_CONTEXT_CHARS = 30
-
-
-class DataError(TweetClassifierError):
-    """The dataset cannot be loaded or used as configured; the message says what to change."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -85,6 +80,8 @@ class CleaningReport:
     split_sizes: dict[str, int] = field(default_factory=dict)
     overlap: dict[str, int] = field(default_factory=dict)
     label_noise: dict[str, Any] | None = None
+    # How the source was read: format, encoding (and whether it was detected), delimiter, header, quoting.
+    reading: dict[str, Any] = field(default_factory=dict)
     normalizer_version: str = NORMALIZER_VERSION
     seed: int = 42
 
@@ -110,6 +107,7 @@ class CleaningReport:
             f"Labels: {', '.join(self.labels)}. Split: {self.split_strategy} (seed {self.seed}). "
             f"Normalizer version {self.normalizer_version}. "
             f"Rows loaded: {', '.join(f'{name} {count}' for name, count in self.rows_loaded.items())}.",
+            *([f"Read as: {_describe_reading(self.reading)}."] if self.reading else []),
             "",
             "## Cleaning steps",
             "",
@@ -149,6 +147,22 @@ class CleaningReport:
             for name, example in examples:
                 lines.append(f"| {name} | {_markdown_cell(_describe_example(example))} |")
         return "\n".join(lines) + "\n"
+
+
+def _describe_reading(reading: dict[str, Any]) -> str:
+    parts = [str(reading.get("format", "?"))]
+    if "encoding" in reading:
+        how = " (detected by charset-normalizer"
+        if reading.get("encoding_alternatives"):
+            how += f"; next candidates {', '.join(reading['encoding_alternatives'])}"
+        parts.append(f"encoding {reading['encoding']}" + (how + ")" if reading.get("encoding_detected") else ""))
+    if "delimiter" in reading:
+        parts.append(f"delimiter {reading['delimiter']!r}")
+    if "header" in reading:
+        parts.append("header row" if reading["header"] else "no header row")
+    if "quoting" in reading:
+        parts.append(f"quoting {reading['quoting']}")
+    return ", ".join(parts)
 
 
 def _describe_example(example: dict[str, Any]) -> str:
@@ -209,6 +223,8 @@ class _Loaded:
     frames: dict[str, pd.DataFrame]
     description: str
     class_label_names: list[str] | None = None
+    # How a file was read (readers.ReadInfo.to_dict()); a Hub dataset says so.
+    reading: dict[str, Any] = field(default_factory=lambda: {"format": "hub"})
 
 
 def prepare_data(config: RunConfig) -> PreparedData:
@@ -248,6 +264,7 @@ def prepare_data(config: RunConfig) -> PreparedData:
         rows_loaded=rows_loaded,
         columns=source_columns,
         seed=config.seed,
+        reading=loaded.reading,
     )
     _survey(raw, label_values, config, report)
     work = _working_frame(raw, label_values, config)
@@ -296,24 +313,15 @@ def load_raw(config: RunConfig) -> _Loaded:
     """Read the configured source into raw frames by split, before any validation or cleaning."""
     data = config.data
     if data.format == "hub":
+        refuse_delimited_keys(f"Hub dataset {data.source}", data, "a Hub dataset")
         return _load_hub(data.source, data.subset, f"Hub dataset {data.source}")
     path = resolve_source(data.source)
     if path.is_dir():
+        refuse_delimited_keys(str(path), data, "a Hub-layout folder")
         return _load_hub(str(path), data.subset, f"{path}" + (f" ({data.subset})" if data.subset else ""))
-    file_format = data.format if data.format != "auto" else _FILE_FORMATS.get(path.suffix.lower())
     if path.is_file():
-        if file_format is None:
-            raise DataError(
-                f"unsupported data file format {path.suffix or '(no suffix)'!r} for {path}: "
-                f"use one of {', '.join(sorted(_FILE_FORMATS))} or set data.format (csv, jsonl, parquet)"
-            )
-        readers: dict[str, Callable[[Path, str], pd.DataFrame]] = {
-            "csv": _read_csv,
-            "jsonl": _read_jsonl,
-            "parquet": _read_parquet,
-        }
-        frame = readers[file_format](path, data.encoding)
-        return _Loaded({_POOLED: frame}, str(path))
+        frame, info = read_data_file(path, data)
+        return _Loaded({_POOLED: frame}, str(path), reading=info.to_dict())
     if path.suffix == "" and data.format == "auto" and _HUB_ID_PATTERN.match(data.source):
         # Not on disk and shaped like a Hub id: the real Hub fallback.
         return _load_hub(
@@ -326,65 +334,6 @@ def load_raw(config: RunConfig) -> _Loaded:
         f"data file not found: {path} (data.source={data.source!r} resolved against DATA_DIR={data_dir()}): "
         "set DATA_DIR to the folder holding the data or fix data.source"
     )
-
-
-def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
-    try:
-        # Only truly empty cells are missing: a tweet reading "NA" or "null" is text.
-        return pd.read_csv(path, encoding=encoding, dtype=str, keep_default_na=False, na_values=[""])
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path} is not valid {encoding} (byte {error.object[error.start : error.start + 1]!r} at offset "
-            f"{error.start}): set data.encoding to the file's encoding, e.g. --set data.encoding=latin-1"
-        ) from None
-    except LookupError:
-        raise DataError(f"unknown encoding data.encoding={encoding!r}: use e.g. utf-8, latin-1 or mac_roman") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty: point data.source at a file with a header and rows") from None
-    except pd.errors.ParserError as error:
-        detail = str(error).strip().splitlines()[-1]
-        raise DataError(
-            f"{path} is not a well-formed CSV ({detail}): fix the quoting/column count on that line "
-            "or re-export the file"
-        ) from None
-
-
-def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
-    try:
-        lines = path.read_text(encoding=encoding).splitlines()
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path} is not valid {encoding} (offset {error.start}): set data.encoding to the file's "
-            "encoding, e.g. --set data.encoding=latin-1"
-        ) from None
-    except LookupError:
-        raise DataError(f"unknown encoding data.encoding={encoding!r}: use e.g. utf-8, latin-1 or mac_roman") from None
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{path} line {number} is not valid JSON ({error.msg}): write one JSON object per line"
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(
-                f"{path} line {number} is a JSON {type(record).__name__}, not an object: "
-                'write one object per line, e.g. {"text": "...", "label": "..."}'
-            )
-        records.append(record)
-    return pd.DataFrame.from_records(records)
-
-
-def _read_parquet(path: Path, encoding: str) -> pd.DataFrame:
-    import pyarrow as pa
-
-    try:
-        return pd.read_parquet(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise DataError(f"{path} is not a readable parquet file ({error}): re-export it or set data.format") from None
 
 
 def _load_hub(path_or_id: str, subset: str | None, description: str, not_found_hint: str = "") -> _Loaded:
@@ -625,6 +574,8 @@ def _clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.
     limit = cleaning.examples_per_step
 
     def record(name: str, description: str, rows_in: int, enabled: bool = True) -> CleaningStep:
+        if rows_in == 0:
+            _raise_emptied(report.steps)
         step = CleaningStep(name=name, description=description, rows_in=rows_in, enabled=enabled)
         report.steps.append(step)
         return step
@@ -719,19 +670,70 @@ def _clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.
             step.rows_touched = int(below.sum())
             work = work.assign(weight=work["weight"].where(~below, work["confidence"]))
     if work.empty:
-        raise DataError(
-            "cleaning removed every row: check data.text_column/data.label_column and the cleaning settings "
-            "(e.g. cleaning.low_confidence.policy)"
-        )
+        _raise_emptied(report.steps)
     return work.reset_index(drop=True)
+
+
+# What to check when a step removes every row, by step name (repairs and the rest share the default).
+_EMPTIED_HINTS = {
+    "missing_label": "check data.label_column",
+    "empty_text": "check data.text_column (and data.delimiter / data.column_names for delimited files)",
+    "exact_duplicates": "check the file: every row repeats the first",
+    "id_conflicts": "check data.id_column, or set cleaning.id_conflicts: keep_first or off",
+    "repeated_ids": "check data.id_column (mangled ids?), or unset it",
+    "empty_after_normalization": "check data.text_column and the normalize settings",
+    "text_conflicts": "set cleaning.text_conflicts: vote or off",
+    "low_confidence": "lower cleaning.low_confidence.threshold or set cleaning.low_confidence.policy: weight",
+}
+
+
+def _raise_emptied(steps: list[CleaningStep]) -> None:
+    """Name the step that removed the last rows, with its counts and what to check."""
+    culprit = next((step for step in reversed(steps) if step.rows_in > 0), None)
+    if culprit is None:
+        raise DataError("no rows to clean: check data.source")
+    hint = _EMPTIED_HINTS.get(culprit.name, "check the cleaning settings")
+    raise DataError(
+        f"cleaning step {culprit.name!r} removed every row ({culprit.rows_in} in, {culprit.rows_removed} "
+        f"removed: {culprit.description}): {hint}"
+    )
+
+
+_SCIENTIFIC_NOTATION = re.compile(r"^\s*[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+\s*$")
+
+
+def _ids_usable(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> bool:
+    """False when the id column is mangled (scientific notation, or far fewer distinct ids than rows)."""
+    if config.data.id_column is None:
+        return False
+    minimum = config.cleaning.id_min_distinct_fraction
+    scientific = work["id"].str.match(_SCIENTIFIC_NOTATION)
+    distinct = int(work["id"].nunique())
+    mangled = bool(scientific.any()) or distinct < minimum * len(work)
+    verdict = "mangled: not used for de-duplication" if mangled else "usable"
+    step = record(
+        "id_sanity",
+        f"id column {config.data.id_column!r}: {int(scientific.sum())} of {len(work)} values in scientific "
+        f"notation, {distinct} distinct (minimum {minimum:g} x rows): {verdict}",
+        len(work),
+    )
+    step.rows_touched = int(scientific.sum())
+    step.examples = _examples(work[scientific], config.cleaning.examples_per_step, ("id", "raw_text"))
+    if mangled:
+        logger.warning("data.id_column %r looks mangled: %s", config.data.id_column, step.description)
+    return not mangled
 
 
 def _resolve_id_conflicts(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> pd.DataFrame:
     policy = config.cleaning.id_conflicts
     limit = config.cleaning.examples_per_step
-    enabled = config.data.id_column is not None and policy != "off"
-    step = record("id_conflicts", f"rows sharing an id with different labels: {policy}", len(work), enabled)
-    repeats = record("repeated_ids", "later rows repeating an id with the same label: drop", len(work), enabled)
+    usable = _ids_usable(work, config, record)
+    enabled = usable and policy != "off"
+    suffix = "" if usable or config.data.id_column is None else " (skipped: the id column is mangled)"
+    step = record("id_conflicts", f"rows sharing an id with different labels: {policy}{suffix}", len(work), enabled)
+    repeats = record(
+        "repeated_ids", f"later rows repeating an id with the same label: drop{suffix}", len(work), enabled
+    )
     if not enabled:
         return work
     labels_per_id = work.groupby(["origin", "id"])["label"].transform("nunique")
