@@ -192,6 +192,9 @@ class CleaningConfig(_Section):
     dedupe_normalized: bool = True
     low_confidence: LowConfidenceConfig = LowConfidenceConfig()
     repairs: list[TextRepair] = Field(default_factory=list)
+    # Undo the residue of a lossy UTF-8 -> Windows-1252 -> Mac Roman export (lossy_mojibake.py) where
+    # exactly one character produces it; before the repairs above. A no-op on text without residue.
+    repair_lossy_mojibake: bool = True
     # Official-split datasets: test texts that also occur in train.
     test_overlap: Literal["report", "remove_from_train"] = "remove_from_train"
     label_noise: LabelNoiseConfig = LabelNoiseConfig()

@@ -25,8 +25,15 @@ import numpy as np
 import pandas as pd
 
 from tweet_classifier.config import RunConfig, data_dir, load_config, save_config
+from tweet_classifier.lossy_mojibake import count_lossy_residues, repair_lossy_mojibake
 from tweet_classifier.readers import DataError, read_data_file, refuse_delimited_keys
-from tweet_classifier.text import NORMALIZER_VERSION, count_html_entities, looks_like_mojibake, normalize_tweet
+from tweet_classifier.text import (
+    NORMALIZER_VERSION,
+    count_html_entities,
+    has_invisible_characters,
+    looks_like_mojibake,
+    normalize_tweet,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,8 @@ class CleaningReport:
     rows_loaded: dict[str, int]
     columns: list[str]
     findings: dict[str, int] = field(default_factory=dict)
+    # The text defects of ``findings`` counted again on the cleaned (model) text: what cleaning left.
+    after_cleaning: dict[str, int] = field(default_factory=dict)
     empty_optional_columns: dict[str, int] = field(default_factory=dict)
     steps: list[CleaningStep] = field(default_factory=list)
     class_balance: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -120,8 +129,10 @@ class CleaningReport:
                 f"| {step.name}{state} | {step.rows_in} | {step.rows_touched} | {step.rows_removed} "
                 f"| {_markdown_cell(step.description)} |"
             )
-        lines += ["", "## Findings in the raw data", "", "| finding | rows |", "|---|---:|"]
-        lines += [f"| {name} | {count} |" for name, count in self.findings.items()]
+        lines += ["", "## Findings in the raw data", "", "| finding | rows | after cleaning |", "|---|---:|---:|"]
+        lines += [
+            f"| {name} | {count} | {self.after_cleaning.get(name, '')} |" for name, count in self.findings.items()
+        ]
         if self.empty_optional_columns:
             lines += ["", "## Empty cells in optional columns", "", "| column | empty rows |", "|---|---:|"]
             lines += [f"| {name} | {count} |" for name, count in self.empty_optional_columns.items()]
@@ -269,6 +280,7 @@ def prepare_data(config: RunConfig) -> PreparedData:
     _survey(raw, label_values, config, report)
     work = _working_frame(raw, label_values, config)
     work = _clean(work, config, report)
+    report.after_cleaning = _text_defects(work["text"], config, repaired_texts=work["source_text"])
     splits = _split(work, config, report)
     if data.max_rows is not None:
         splits = {name: frame.head(data.max_rows) for name, frame in splits.items()}
@@ -455,14 +467,7 @@ def _survey(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig, repor
         findings["repeated_ids"] = int(ids.duplicated().sum())
         labels_per_id = pd.DataFrame({"id": ids, "label": label_values}).groupby("id")["label"].nunique()
         findings["ids_with_conflicting_labels"] = int((labels_per_id > 1).sum())
-    unique_texts = pd.Series(texts.unique())
-    entity_counts = dict(zip(unique_texts, unique_texts.map(count_html_entities), strict=True))
-    findings["rows_with_html_entities"] = int((texts.map(entity_counts) > 0).sum())
-    findings["rows_with_newlines"] = int(texts.str.contains(r"[\r\n]", regex=True).sum())
-    mojibake = dict(zip(unique_texts, unique_texts.map(looks_like_mojibake), strict=True))
-    findings["rows_with_mojibake"] = int(texts.map(mojibake).sum())
-    for repair in config.cleaning.repairs:
-        findings[f"rows_matching_repair_{repair.name}"] = int(texts.str.contains(repair.pattern, regex=True).sum())
+    findings.update(_text_defects(texts, config))
     if config.data.confidence_column is not None:
         confidence = _confidence(raw, config)
         threshold = config.cleaning.low_confidence.threshold
@@ -480,6 +485,32 @@ def _survey(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig, repor
         if empty.any():
             report.empty_optional_columns[column] = int(empty.sum())
     report.class_balance["before"] = _label_counts(label_values, report.labels)
+
+
+def _text_defects(texts: pd.Series, config: RunConfig, repaired_texts: pd.Series | None = None) -> dict[str, int]:
+    """Rows with each text defect; counted on the raw text (findings) and on the cleaned text (after_cleaning).
+
+    Lossy-mojibake residue after cleaning is counted on ``repaired_texts`` (after the repairs, before
+    normalization): NFKC and ftfy turn what is left (``_Ÿ˜_``) into garbage no table recognizes.
+    """
+
+    def rows_where(check: Callable[[str], bool | int], values: pd.Series = texts) -> int:
+        unique = pd.Series(values.unique(), dtype=object)
+        by_text = dict(zip(unique, unique.map(lambda text: bool(check(text))), strict=True))
+        return int(values.map(by_text).sum())
+
+    defects = {
+        "rows_with_html_entities": rows_where(count_html_entities),
+        "rows_with_newlines": int(texts.str.contains(r"[\r\n]", regex=True).sum()),
+        "rows_with_control_characters": rows_where(has_invisible_characters),
+        "rows_with_mojibake": rows_where(looks_like_mojibake),
+        "rows_with_lossy_mojibake_residue": rows_where(
+            count_lossy_residues, texts if repaired_texts is None else repaired_texts
+        ),
+    }
+    for repair in config.cleaning.repairs:
+        defects[f"rows_matching_repair_{repair.name}"] = int(texts.str.contains(repair.pattern, regex=True).sum())
+    return defects
 
 
 def _label_counts(values: pd.Series, labels: list[str]) -> dict[str, int]:
@@ -607,6 +638,22 @@ def _clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.
         work = work[~duplicated]
 
     work = _resolve_id_conflicts(work, config, record)
+
+    step = record(
+        "repair:lossy_mojibake",
+        "undo the residue of a lossy UTF-8 -> Windows-1252 -> Mac Roman export where one character produces it "
+        "(â€ù -> ”)",
+        len(work),
+        cleaning.repair_lossy_mojibake,
+    )
+    if cleaning.repair_lossy_mojibake:
+        unique_sources = pd.Series(work["source_text"].unique(), dtype=object)
+        repaired_by_source = dict(zip(unique_sources, unique_sources.map(repair_lossy_mojibake), strict=True))
+        repaired = work["source_text"].map(repaired_by_source)
+        changed = repaired != work["source_text"]
+        step.rows_touched = int(changed.sum())
+        step.examples = _change_examples(work["source_text"][changed], repaired[changed], limit)
+        work = work.assign(source_text=repaired, repaired=work["repaired"] | changed)
 
     for repair in cleaning.repairs:
         step = record(
