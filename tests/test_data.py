@@ -835,6 +835,25 @@ def test_airline_no_normalized_text_in_two_splits(airline: PreparedData) -> None
     assert airline.train["weight"].between(0.3, 1.0).all()
 
 
+def test_airline_no_coarse_key_in_two_splits(airline: PreparedData) -> None:
+    from tweet_classifier.split_groups import coarse_key
+
+    normalize = load_config([AIRLINE_CONFIG]).normalize
+    train, validation, test = (
+        set(airline.split(name)["text"].map(lambda text: coarse_key(text, normalize)))
+        for name in ("train", "validation", "test")
+    )
+    assert not train & validation
+    assert not train & test
+    assert not validation & test
+    assert coarse_key("@user YOU SUCK!", normalize) == coarse_key("@user you suck!", normalize)
+    grouping = airline.report.grouping
+    assert grouping["groups_merged"] > 20
+    assert 0 < grouping["rows_moved"] < 100
+    assert airline.report.step("split_grouping").rows_touched == grouping["rows_moved"]
+    assert airline.report.step("near_duplicate_conflicts").rows_removed > 0
+
+
 def test_tweet_eval_hate_test_overlap_is_counted_and_removed() -> None:
     prepared = prepare_data(load_config([HATE_CONFIG], [NO_AUDIT]))
     overlap = prepared.report.overlap

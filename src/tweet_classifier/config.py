@@ -120,6 +120,11 @@ class DataConfig(_Section):
     # (votes for the row's label / annotators); an alternative to confidence_column.
     vote_columns: VoteColumns | None = None
 
+    @property
+    def has_confidence(self) -> bool:
+        """A per-row label confidence is configured (a confidence column or annotator votes)."""
+        return self.confidence_column is not None or self.vote_columns is not None
+
     @model_validator(mode="after")
     def _check_reading_keys(self) -> DataConfig:
         if not self.header and not self.column_names:

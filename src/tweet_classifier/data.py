@@ -27,6 +27,7 @@ import pandas as pd
 from tweet_classifier.config import RunConfig, data_dir, load_config, save_config
 from tweet_classifier.lossy_mojibake import count_lossy_residues, repair_lossy_mojibake
 from tweet_classifier.readers import DataError, read_data_file, refuse_delimited_keys
+from tweet_classifier.split_groups import SHINGLE_DESCRIPTION, group_ids, keep_groups_together
 from tweet_classifier.text import (
     NORMALIZER_VERSION,
     count_html_entities,
@@ -88,6 +89,8 @@ class CleaningReport:
     class_balance: dict[str, dict[str, int]] = field(default_factory=dict)
     split_sizes: dict[str, int] = field(default_factory=dict)
     overlap: dict[str, int] = field(default_factory=dict)
+    # split_groups.GroupingSummary of the near-duplicate grouping (stratified/temporal splits).
+    grouping: dict[str, int] = field(default_factory=dict)
     label_noise: dict[str, Any] | None = None
     # How the source was read: format, encoding (and whether it was detected), delimiter, header, quoting.
     reading: dict[str, Any] = field(default_factory=dict)
@@ -394,7 +397,13 @@ def _configured_columns(config: RunConfig) -> dict[str, str | None]:
         "data.confidence_column": data.confidence_column,
         "data.timestamp_column": data.timestamp_column,
         "data.group_column": data.group_column,
+        **{f"data.vote_columns.counts.{label}": column for label, column in _vote_counts(config).items()},
+        "data.vote_columns.total": data.vote_columns.total if data.vote_columns is not None else None,
     }
+
+
+def _vote_counts(config: RunConfig) -> dict[str, str]:
+    return dict(config.data.vote_columns.counts) if config.data.vote_columns is not None else {}
 
 
 def _check_columns(config: RunConfig, columns: list[str], description: str) -> None:
@@ -468,8 +477,8 @@ def _survey(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig, repor
         labels_per_id = pd.DataFrame({"id": ids, "label": label_values}).groupby("id")["label"].nunique()
         findings["ids_with_conflicting_labels"] = int((labels_per_id > 1).sum())
     findings.update(_text_defects(texts, config))
-    if config.data.confidence_column is not None:
-        confidence = _confidence(raw, config)
+    if config.data.has_confidence:
+        confidence = _confidence(raw, label_values, config)
         threshold = config.cleaning.low_confidence.threshold
         findings[f"labels_with_confidence_below_{threshold:g}"] = int((confidence < threshold).sum())
     coordinates = config.cleaning.coordinates_column
@@ -518,7 +527,9 @@ def _label_counts(values: pd.Series, labels: list[str]) -> dict[str, int]:
     return {label: int(counts.get(label, 0)) for label in labels}
 
 
-def _confidence(raw: pd.DataFrame, config: RunConfig) -> pd.Series:
+def _confidence(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig) -> pd.Series:
+    if config.data.vote_columns is not None:
+        return _vote_confidence(raw, label_values, config)
     column = config.data.confidence_column
     assert column is not None  # callers check; keeps the type checker honest
     values = pd.to_numeric(raw[column], errors="coerce")
@@ -548,7 +559,7 @@ def _working_frame(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig
             "fingerprint": pd.util.hash_pandas_object(raw.astype(str), index=False).to_numpy(),
             "raw_text": raw[data.text_column].fillna("").astype(str),
             "label": label_values,
-            "confidence": _confidence(raw, config) if data.confidence_column is not None else 1.0,
+            "confidence": _confidence(raw, label_values, config) if data.has_confidence else 1.0,
             "repaired": False,
             "weight": 1.0,
         }
@@ -561,6 +572,50 @@ def _working_frame(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig
     if data.timestamp_column is not None:
         work["timestamp"] = _parse_timestamps(raw[data.timestamp_column], data.timestamp_column)
     return work
+
+
+def _vote_confidence(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig) -> pd.Series:
+    """Votes for the row's label / annotators (the total column, or the sum of the count columns)."""
+    votes = config.data.vote_columns
+    assert votes is not None  # callers check
+    labels = sorted(set(label_values.dropna().unique()))
+    missing = [label for label in labels if label not in votes.counts]
+    if missing:
+        raise DataError(
+            f"data.vote_columns.counts has no column for the labels {missing}: add e.g. "
+            f"data.vote_columns.counts.{missing[0]}=<column with its votes>"
+        )
+    columns = {f"data.vote_columns.counts.{label}": column for label, column in votes.counts.items()}
+    if votes.total is not None:
+        columns["data.vote_columns.total"] = votes.total
+    numbers = {}
+    for key, column in columns.items():
+        values = pd.to_numeric(raw[column], errors="coerce")
+        bad = raw[column][(values.isna() & raw[column].notna()) | (values < 0)]
+        if not bad.empty:
+            shown = ", ".join(repr(value) for value in bad.astype(str).unique()[:5])
+            raise DataError(
+                f"vote column {column!r} ({key}) has {len(bad)} values that are not counts >= 0 (e.g. {shown}): "
+                "fix the data or the column name"
+            )
+        numbers[key] = values.fillna(0.0)
+    counts = pd.DataFrame({label: numbers[f"data.vote_columns.counts.{label}"] for label in votes.counts})
+    total = numbers["data.vote_columns.total"] if votes.total is not None else counts.sum(axis=1)
+    own = pd.Series(
+        [counts.at[index, label] if isinstance(label, str) else np.nan for index, label in label_values.items()],
+        index=raw.index,
+        dtype=float,
+    )
+    confidence = own / total.where(total > 0)
+    over = confidence > 1
+    if over.any():
+        example = raw.index[over][0]
+        raise DataError(
+            f"{int(over.sum())} rows have more votes for their label than data.vote_columns.total "
+            f"{votes.total!r} (e.g. row {example}: {own[example]:g} of {total[example]:g}): fix the total column"
+        )
+    # A row without votes is treated as fully confident rather than dropped (as with confidence_column).
+    return confidence.fillna(1.0).astype(float)
 
 
 def _parse_timestamps(values: pd.Series, column: str) -> pd.Series:
@@ -698,8 +753,12 @@ def _clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.
         step.examples = _examples(work[duplicated], limit, ("raw_text", "text", "label"))
         work = work[~duplicated]
 
+    work = work.assign(split_group=_split_groups(work, config))
+    if _coarse_grouping(config):
+        work = _resolve_text_conflicts(work, config, record, key="split_group")
+
     low = cleaning.low_confidence
-    has_confidence = config.data.confidence_column is not None
+    has_confidence = config.data.has_confidence
     step = record(
         "low_confidence",
         f"labels with confidence below {low.threshold:g}: {low.policy}"
@@ -771,6 +830,18 @@ def _ids_usable(work: pd.DataFrame, config: RunConfig, record: Callable[..., Cle
     return not mangled
 
 
+def _coarse_grouping(config: RunConfig) -> bool:
+    """Splits grouped by more than the exact text (stratified and temporal splits; official ones are given)."""
+    split = config.data.split
+    return split.strategy != "official" and (split.coarse_grouping or split.near_duplicate_threshold is not None)
+
+
+def _split_groups(work: pd.DataFrame, config: RunConfig) -> pd.Series:
+    if not _coarse_grouping(config):
+        return work["text"]
+    return group_ids(work["text"], config.normalize, config.data.split, config.seed).astype(str)
+
+
 def _resolve_id_conflicts(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> pd.DataFrame:
     policy = config.cleaning.id_conflicts
     limit = config.cleaning.examples_per_step
@@ -801,35 +872,46 @@ def _resolve_id_conflicts(work: pd.DataFrame, config: RunConfig, record: Callabl
     return work[~repeated]
 
 
-def _resolve_text_conflicts(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> pd.DataFrame:
+def _resolve_text_conflicts(
+    work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep], key: str = "text"
+) -> pd.DataFrame:
+    """One label per group of equal texts (``key`` "text") or of near-identical texts (``key`` "split_group").
+
+    Equal texts keep one row (the winner); near-identical texts are different texts, so every row with
+    the winning label stays.
+    """
     policy = config.cleaning.text_conflicts
     limit = config.cleaning.examples_per_step
+    what = {
+        "text": "texts equal after normalization",
+        "split_group": "near-identical texts (one split group: case, URLs, handles, punctuation aside)",
+    }[key]
     description = {
-        "vote": "texts equal after normalization with different labels: majority vote weighted by confidence "
-        "(ties dropped)",
-        "drop": "texts equal after normalization with different labels: drop the whole group",
-        "off": "texts equal after normalization with different labels: left as they are",
+        "vote": f"{what} with different labels: majority vote weighted by confidence (ties dropped)",
+        "drop": f"{what} with different labels: drop the whole group",
+        "off": f"{what} with different labels: left as they are",
     }[policy]
-    step = record("text_conflicts", description, len(work), policy != "off")
+    step = record("text_conflicts" if key == "text" else "near_duplicate_conflicts", description, len(work))
+    step.enabled = policy != "off"
     if policy == "off":
         return work
-    labels_per_text = work.groupby(["origin", "text"])["label"].transform("nunique")
+    labels_per_text = work.groupby(["origin", key])["label"].transform("nunique")
     conflicting = labels_per_text > 1
     step.rows_touched = int(conflicting.sum())
     step.examples = _examples(
-        work[conflicting].sort_values(["text"]), limit, ("raw_text", "text", "label", "confidence")
+        work[conflicting].sort_values([key, "text"]), limit, ("raw_text", "text", "label", "confidence")
     )
     if policy == "drop" or not conflicting.any():
         step.rows_removed = step.rows_touched if policy == "drop" else 0
         return work[~conflicting]
     groups = work[conflicting]
-    votes = groups.groupby(["origin", "text", "label"], sort=False)["confidence"].sum().reset_index()
-    by_text = votes.groupby(["origin", "text"])["confidence"]
+    votes = groups.groupby(["origin", key, "label"], sort=False)["confidence"].sum().reset_index()
+    by_text = votes.groupby(["origin", key])["confidence"]
     votes["agreement"] = votes["confidence"] / by_text.transform("sum")
     winners = votes[votes["confidence"] == by_text.transform("max")]
     # A tie has no majority; the label is unknowable, so the group is dropped.
-    winners = winners[winners.groupby(["origin", "text"])["label"].transform("size") == 1]
-    kept = groups.merge(winners[["origin", "text", "label", "agreement"]], on=["origin", "text", "label"])
+    winners = winners[winners.groupby(["origin", key])["label"].transform("size") == 1]
+    kept = groups.merge(winners[["origin", key, "label", "agreement"]], on=["origin", key, "label"])
     kept = kept.drop_duplicates(subset=["origin", "text"])
     # The vote's agreement (winning confidence / all confidence) is the label's confidence from now on.
     kept = kept.assign(confidence=kept["agreement"]).drop(columns=["agreement"])
@@ -849,7 +931,7 @@ def _split(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> dic
         splits = _resolve_official_overlap(splits, config, report)
     elif strategy == "temporal":
         # Rows stay in time order, so data.max_rows keeps the earliest rows of each split.
-        assignment = _temporal_assignment(work, config)
+        assignment = _grouped(_temporal_assignment(work, config), work, config, report)
         ordered = work.assign(split=assignment).sort_values("timestamp", kind="stable")
         splits = {
             name: ordered[ordered["split"] == name].drop(columns="split").reset_index(drop=True) for name in SPLITS
@@ -857,7 +939,7 @@ def _split(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> dic
     else:
         # Rows are shuffled (seeded): the source order (Tweets.csv is sorted by airline) means nothing in
         # a random split, and data.max_rows should keep a sample of every part of the data, not its head.
-        assignment = _stratified_assignment(work, config)
+        assignment = _grouped(_stratified_assignment(work, config), work, config, report)
         shuffled = work.assign(split=assignment).iloc[np.random.default_rng(config.seed).permutation(len(work))]
         splits = {
             name: shuffled[shuffled["split"] == name].drop(columns="split").reset_index(drop=True) for name in SPLITS
@@ -869,6 +951,36 @@ def _split(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> dic
                 "data.split.validation_fraction/test_fraction"
             )
     return splits
+
+
+def _grouped(assignment: pd.Series, work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.Series:
+    """The exact-text assignment with each near-duplicate group moved into one split (split_groups.py)."""
+    split = config.data.split
+    step = CleaningStep(
+        name="split_grouping",
+        description="keep near-identical texts in one split: coarse key (case, URL/handle placeholders, "
+        "punctuation, spacing)"
+        + (
+            f" + MinHash LSH over {SHINGLE_DESCRIPTION} at Jaccard >= {split.near_duplicate_threshold:g}"
+            if split.near_duplicate_threshold is not None
+            else ""
+        ),
+        rows_in=len(work),
+        enabled=_coarse_grouping(config),
+    )
+    report.steps.append(step)
+    if not step.enabled:
+        return assignment
+    regrouped, summary = keep_groups_together(assignment, work["text"], work["split_group"], SPLITS)
+    report.grouping = asdict(summary)
+    step.rows_touched = summary.rows_moved
+    step.description += (
+        f": {summary.groups_merged} groups join {summary.texts_merged} distinct texts, {summary.groups_split_before} "
+        f"of them were in several splits, {summary.rows_moved} rows moved"
+    )
+    moved = regrouped != assignment
+    step.examples = _examples(work[moved], config.cleaning.examples_per_step, ("raw_text", "text", "label"))
+    return regrouped
 
 
 def _group_labels(work: pd.DataFrame) -> pd.Series:
