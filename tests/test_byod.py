@@ -15,6 +15,7 @@ from tweet_classifier import cli
 from tweet_classifier.artifact import check_model_folder
 
 from .conftest import REPO_ROOT
+from .test_readers import HEADERLESS_TSV_READING
 
 EXAMPLES_DIR = REPO_ROOT / "configs" / "examples"
 NO_AUDIT = "cleaning.label_noise.policy=off"
@@ -56,14 +57,7 @@ def test_example_goes_through_data_baseline_and_train(
         assert "mangled" in next(step for step in report["steps"] if step["name"] == "id_sanity")["description"]
         assert sorted(rows["weight"].round(2).unique()) == [0.4, 0.6, 1.0]
     elif name == "sms":
-        assert report["reading"] == {
-            "format": "tsv",
-            "encoding": "utf-8",
-            "encoding_detected": False,
-            "delimiter": "\t",
-            "header": False,
-            "quoting": "none",
-        }
+        assert report["reading"] == HEADERLESS_TSV_READING
         assert rows["raw_text"].str.contains('"lol').any()
     else:
         assert report["reading"] == {"format": "hub"}

@@ -14,6 +14,16 @@ from tweet_classifier.readers import read_data_file
 
 from .test_data import LABELS, all_rows, make_config, tiny_rows, write_csv
 
+# The report's "reading" section for a headerless TSV read with quotes as ordinary characters.
+HEADERLESS_TSV_READING = {
+    "format": "tsv",
+    "encoding": "utf-8",
+    "encoding_detected": False,
+    "delimiter": "\t",
+    "header": False,
+    "quoting": "none",
+}
+
 
 def headerless_tsv(tmp_path: Path, name: str = "corpus") -> Path:
     """label TAB text, no header, texts with unbalanced '"' (the SMS-corpus layout), no suffix."""
@@ -31,14 +41,7 @@ def test_headerless_tsv_with_unbalanced_quotes(tmp_path: Path) -> None:
     rows = all_rows(prepared)
     assert len(rows) == 30
     assert '"quoted start 0 and no end' in set(rows["raw_text"])
-    assert prepared.report.reading == {
-        "format": "tsv",
-        "encoding": "utf-8",
-        "encoding_detected": False,
-        "delimiter": "\t",
-        "header": False,
-        "quoting": "none",
-    }
+    assert prepared.report.reading == HEADERLESS_TSV_READING
     assert "Read as: tsv, encoding utf-8, delimiter '\\t', no header row, quoting none." in (
         prepared.report.to_markdown()
     )

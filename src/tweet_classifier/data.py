@@ -1,8 +1,9 @@
 """Load a dataset, clean it with a report, and split it without leakage.
 
-``prepare_data(config)`` runs: load (local CSV/JSONL/parquet file, a folder in Hub layout, or a Hub
-dataset id) -> validate columns and labels -> survey known problems -> cleaning steps (each counts the
-rows it touched and keeps a few examples) -> split (stratified+grouped, temporal or official) ->
+``prepare_data(config)`` runs: load (a local CSV/TSV/JSONL/parquet file read by ``readers.py``, a folder
+in Hub layout, or a Hub dataset id) -> validate columns and labels -> survey known problems -> cleaning
+steps (each counts the rows it touched and keeps a few examples) -> split (stratified or temporal, with
+near-identical texts kept together by ``split_groups.py``, or official) ->
 optional label-noise audit of the train split (``audit.py``). ``write_prepared`` saves the splits,
 the report and the resolved config; ``read_prepared`` loads them back; ``tweet-classifier data``
 does both from the command line.
