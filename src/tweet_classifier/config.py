@@ -228,6 +228,17 @@ class EvaluateConfig(_Section):
     bf16: bool = False
 
 
+class ReviewConfig(_Section):
+    """Selective prediction (calibration.py): the confidence threshold under which a prediction carries
+    ``needs_review: true`` is the lowest at which the kept validation predictions still reach ``target``
+    on ``metric`` (after temperature scaling). Fitted at the end of training and by `tweet-classifier
+    calibrate`; stored in the model folder's calibration.json, so changing it needs a re-calibration."""
+
+    metric: Literal["macro_f1", "accuracy", "macro_precision"] = "macro_f1"
+    # 0.9 macro-F1 on the kept tweets: about 0.1 above what the airline model scores on all of them.
+    target: float = Field(0.9, gt=0.0, le=1.0)
+
+
 class InferenceConfig(_Section):
     backend: Literal[
         "auto", "torch-fp32", "torch-bf16", "torch-bf16-compiled", "onnx-fp32", "onnx-int8", "onnx-int8-cascade"
@@ -372,6 +383,7 @@ class RunConfig(_Section):
     baseline: BaselineConfig = BaselineConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    review: ReviewConfig = ReviewConfig()
     inference: InferenceConfig = InferenceConfig()
     serve: ServeConfig = ServeConfig()
     tracking: TrackingConfig = TrackingConfig()
