@@ -44,6 +44,12 @@ def test_temperature_recovers_the_overconfidence_and_lowers_held_out_ece() -> No
     assert after < 0.03
 
 
+def test_no_errors_on_validation_keeps_the_temperature_at_one() -> None:
+    logits = np.array([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 5.0]])
+    assert fit_temperature(logits, [0, 1, 2]) == 1.0
+    assert fit_temperature(logits, [0, 1, 0]) > 1.0
+
+
 def test_fit_refuses_an_empty_split() -> None:
     with pytest.raises(CalibrationError, match="validation split empty"):
         fit_temperature(np.zeros((0, 3)), [])

@@ -89,7 +89,8 @@ def negative_log_likelihood(logits: np.ndarray, truth_index: np.ndarray, tempera
 
 
 def fit_temperature(logits: np.ndarray, truth_index: Sequence[int]) -> float:
-    """The temperature minimising the NLL of ``softmax(logits / T)`` on these rows."""
+    """The temperature minimising the NLL of ``softmax(logits / T)`` on these rows (1 when every row is
+    classified correctly: the NLL then has no minimum)."""
     from scipy.optimize import minimize_scalar
 
     values = np.asarray(logits, dtype=np.float64)
@@ -99,6 +100,14 @@ def fit_temperature(logits: np.ndarray, truth_index: Sequence[int]) -> float:
             f"temperature scaling needs one row of logits per label and at least one row: got logits of "
             f"shape {values.shape} and {len(truth)} labels (is the validation split empty?)"
         )
+    if np.all(values.argmax(axis=1) == truth):
+        # Without a single error the NLL keeps falling as T -> 0: there is nothing to fit, so T stays 1.
+        logger.warning(
+            "temperature scaling skipped: all %d rows are classified correctly, so the likelihood has no "
+            "minimum (T would go to 0 and every probability to 1); keeping T = 1",
+            len(truth),
+        )
+        return 1.0
     result = minimize_scalar(
         lambda inverse: negative_log_likelihood(values * inverse, truth),
         bounds=_INVERSE_TEMPERATURE_BOUNDS,

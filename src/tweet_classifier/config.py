@@ -288,6 +288,8 @@ class ServeConfig(_Section):
     max_upload_disk_bytes: int = Field(512 * 1024 * 1024, gt=0)
     upload_ttl_s: int = Field(900, ge=60)
     max_batch_texts: int = Field(256, ge=1)
+    # Words an explanation scores (explain.py: one batch of this many + 1 texts); later words are not scored.
+    explain_max_words: int = Field(64, ge=1, le=512)
     # Browser origins (scheme://host[:port]) allowed to call the API cross-site; empty: same-origin only.
     allowed_origins: list[str] = Field(default_factory=list)
     # Connection deadlines uvicorn lacks: the request head must arrive within header_timeout_s of the
