@@ -111,10 +111,11 @@ def test_an_unreachable_target_flags_every_prediction() -> None:
     assert chosen["threshold"] > 0.9
 
 
-def test_fit_calibration_reports_ece_before_and_after_and_a_coverage_table() -> None:
-    validation_labels, _, validation_logits = overconfident_split(1500, seed=4)
-    test_labels, _, test_logits = overconfident_split(1500, seed=5)
-    payload, metrics = fit_calibration(
+def synthetic_calibration(rows: int, seed: int) -> tuple[dict, dict]:
+    """``fit_calibration`` on overconfident validation (``seed``) and test (``seed + 1``) splits."""
+    validation_labels, _, validation_logits = overconfident_split(rows, seed=seed)
+    test_labels, _, test_logits = overconfident_split(rows, seed=seed + 1)
+    return fit_calibration(
         validation_labels,
         apply_temperature(validation_logits, 1.0),
         test_labels,
@@ -124,6 +125,10 @@ def test_fit_calibration_reports_ece_before_and_after_and_a_coverage_table() -> 
         review_target=0.9,
         ece_bins=10,
     )
+
+
+def test_fit_calibration_reports_ece_before_and_after_and_a_coverage_table() -> None:
+    payload, metrics = synthetic_calibration(1500, seed=4)
     test = metrics["calibration"]["test"]
     assert test["ece_after"] < test["ece_before"]
     assert test["nll_after"] < test["nll_before"]

@@ -20,9 +20,8 @@ from gradio_client.exceptions import AppError
 from sklearn.metrics import f1_score
 
 from tests.serving_helpers import LABELS, KeywordPredictor, make_settings, running_server
-from tests.test_calibration import overconfident_split
+from tests.test_calibration import synthetic_calibration
 from tweet_classifier.artifact import CALIBRATION_NAME, WEIGHTS_NAME, file_sha256, write_json_atomic
-from tweet_classifier.calibration import apply_temperature, fit_calibration
 from tweet_classifier.metrics import classification_report_dict
 from tweet_classifier.serve import ClassifierService, CsvResult, ServeSettings, load_real_predictor
 from tweet_classifier.ui import (
@@ -50,18 +49,7 @@ def model_folder(tiny_model_dir, tmp_path_factory) -> Path:
         ["negative", "neutral", "positive", "negative"], ["negative", "neutral", "negative", "negative"], LABELS
     )
     # Calibration fitted on synthetic overconfident scores: the tiny model's ~0.35 confidences all need review.
-    validation_labels, _, validation_logits = overconfident_split(600, seed=0)
-    test_labels, _, test_logits = overconfident_split(600, seed=1)
-    payload, additions = fit_calibration(
-        validation_labels,
-        apply_temperature(validation_logits, 1.0),
-        test_labels,
-        apply_temperature(test_logits, 1.0),
-        LABELS,
-        review_metric="macro_f1",
-        review_target=0.9,
-        ece_bins=10,
-    )
+    payload, additions = synthetic_calibration(600, seed=0)
     write_json_atomic(folder / CALIBRATION_NAME, payload | {"weights_sha256": file_sha256(folder / WEIGHTS_NAME)})
     metrics = {"test": report, "baseline": {"test": {"macro_f1": 0.5}}} | additions
     write_json_atomic(folder / "metrics.json", metrics)

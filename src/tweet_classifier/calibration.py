@@ -400,7 +400,7 @@ def calibrate_model_folder(model_dir: Path, config: Any) -> dict[str, Any]:
     training path), write ``calibration.json``, merge the numbers into ``metrics.json``, rewrite the card."""
     from tweet_classifier import card
     from tweet_classifier.data import prepare_data
-    from tweet_classifier.evaluate import load_model, predict_probabilities, texts_for_model
+    from tweet_classifier.evaluate import load_model, split_probabilities
 
     loaded = load_model(model_dir)
     prepared = prepare_data(config)
@@ -414,14 +414,7 @@ def calibrate_model_folder(model_dir: Path, config: Any) -> dict[str, Any]:
         frame = getattr(prepared, split)
         if len(frame) == 0:
             raise CalibrationError(f"the {split} split is empty: check data.split in the config")
-        probabilities[split] = predict_probabilities(
-            loaded.model,
-            loaded.tokenizer,
-            texts_for_model(frame, loaded.manifest, config),
-            max_length=loaded.manifest.max_length,
-            batch_size=config.evaluate.batch_size,
-            bf16=config.evaluate.bf16,
-        )
+        probabilities[split] = split_probabilities(loaded, frame, config)
     additions = write_calibration(
         model_dir,
         prepared.validation["label"].astype(str).tolist(),
