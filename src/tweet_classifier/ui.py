@@ -462,7 +462,7 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
                     label = gr.Label(label="Prediction (all class probabilities)", elem_id="tc-label")
                     review_note = gr.HTML(elem_id="tc-review-panel")
                     words = gr.HighlightedText(
-                        label="Words that drove it (red: for the label, blue: against; leave-one-word-out)",
+                        label="Words that drove it (red: for the label, purple: against; leave-one-word-out)",
                         elem_id="tc-words",
                         show_legend=False,
                     )
