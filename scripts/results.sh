@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the commands whose outputs the README shows, save each markdown table under docs/results/,
 # then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
-#   scripts/results.sh [data] [mojibake] [byod] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate] [speed] [bench] [api] [load]
+#   scripts/results.sh [data] [mojibake] [byod] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate]
+#                      [speed] [bench] [api] [load] [trust]
 # With no step, all of them run (about 45 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ cli="$bin/tweet-classifier"
 out=docs/results
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load)
+[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load trust)
 
 # Trains CONFIG into FOLDER unless that folder already holds a finished model.
 train_once() {
@@ -70,6 +71,10 @@ for step in "${steps[@]}"; do
       "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.txt" ;;
     load)
       "$bin/python" scripts/load_with_corrections.py --model models/airline >"$out/load-corrections.txt" ;;
+    trust)
+      # Folders trained before calibration existed get it first (validation split, the folder's run config).
+      [ -f models/airline/calibration.json ] || "$cli" calibrate --model models/airline
+      "$bin/python" scripts/explain_eval.py --model models/airline >"$out/trust-airline.md" ;;
     *)
       echo "results: unknown step '$step'" >&2
       exit 2 ;;

@@ -34,6 +34,7 @@ class FakePrediction:
     scores: dict[str, float]
     normalized_text: str
     compute_ms: float
+    needs_review: bool = False
 
 
 class KeywordPredictor:
@@ -43,6 +44,8 @@ class KeywordPredictor:
         self.labels = list(LABELS)
         self.model_version = "keyword-rules@test"
         self.backend_single = self.backend_batch = "rules"
+        # Keyword hits score 0.8, the neutral fallback 0.6: only the fallback needs review.
+        self.review_threshold = 0.7
         self.delay_s = delay_s
         self.manifest = ModelManifest(
             labels=self.labels,
@@ -76,7 +79,11 @@ class KeywordPredictor:
             scores = [0.2, 0.6, 0.2]
         label = self.labels[scores.index(max(scores))]
         return FakePrediction(
-            label, dict(zip(self.labels, scores, strict=True)), normalized, (time.perf_counter() - started) * 1000
+            label,
+            dict(zip(self.labels, scores, strict=True)),
+            normalized,
+            (time.perf_counter() - started) * 1000,
+            needs_review=max(scores) < self.review_threshold,
         )
 
     def predict(self, text: str) -> FakePrediction:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.serving_helpers import free_port
+from tweet_classifier.artifact import CALIBRATION_NAME, WEIGHTS_NAME, file_sha256, write_json_atomic
 from tweet_classifier.latency import run_load, server_process
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,7 +67,12 @@ def test_browser_classifies_a_tweet_and_shows_live_metrics(tiny_model_dir, tmp_p
     screenshot_dir = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
     screenshot_dir.mkdir(parents=True, exist_ok=True)
     env = {"FEEDBACK_FILE": str(tmp_path / "feedback.jsonl")}
-    with server_process(tiny_model_dir, free_port(), extra_env=env) as base_url:
+    # A review threshold no tiny-model confidence reaches: the classify view must say "Needs a person".
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    calibration = {"format_version": 1, "temperature": 1.0, "review": {"threshold": 0.99}}
+    write_json_atomic(model / CALIBRATION_NAME, calibration | {"weights_sha256": file_sha256(model / WEIGHTS_NAME)})
+    with server_process(model, free_port(), extra_env=env) as base_url:
         driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
         try:
             driver.get(base_url + "/")
@@ -81,6 +87,10 @@ def test_browser_classifies_a_tweet_and_shows_live_metrics(tiny_model_dir, tmp_p
                     for label in ("negative", "neutral", "positive")
                 )
             )
+            review = driver.find_element(By.CSS_SELECTOR, "#tc-review-panel").text
+            assert "Needs a person." in review
+            # The words of the tweet, highlighted by their attribution, under the label.
+            wait.until(lambda browser: "tarmac" in browser.find_element(By.CSS_SELECTOR, "#tc-words").text)
             # The timer refreshes the metrics strip: it shows the request this browser just made.
             wait.until(lambda browser: "REQUESTS SERVED\n1" in browser.find_element(By.ID, "tc-stats").text.upper())
             stats = driver.find_element(By.ID, "tc-stats").text.lower()

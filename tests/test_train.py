@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 from tests.training_helpers import FAST_OVERRIDES, LABELS, SMOKE_CONFIG, write_synthetic_config
 from tweet_classifier import cli, train
 from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder, file_sha256, read_canary
+from tweet_classifier.calibration import read_calibration
 from tweet_classifier.config import TrainConfig, load_config
 from tweet_classifier.data import prepare_data
 from tweet_classifier.monitor import DriftReference
@@ -111,7 +112,14 @@ def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeyp
     assert config_json["id2label"] == {str(index): label for index, label in enumerate(LABELS)}
 
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert set(metrics) == {"validation", "test", "baseline"}
+    assert set(metrics) == {"validation", "test", "baseline", "calibration", "selective"}
+    # Calibration fitted at the end of training, hashed to these weights, shown on the card.
+    calibration = read_calibration(model_dir)
+    assert calibration.weights_sha256 == file_sha256(model_dir / "model.safetensors")
+    assert calibration.temperature == pytest.approx(metrics["calibration"]["temperature"])
+    assert metrics["calibration"]["test"]["ece_after"] >= 0
+    assert metrics["selective"]["coverage_table"][0]["coverage"] == pytest.approx(1.0)
+    assert "## Calibration and review" in (model_dir / "README.md").read_text(encoding="utf-8")
     assert set(metrics["test"]["per_class"]) == set(LABELS)
     assert {"short_text", "has_url", "has_emoji", "has_mention", "group=Delta"} <= set(metrics["test"]["slices"])
     assert 0.0 <= metrics["baseline"]["test"]["macro_f1"] <= 1.0

@@ -20,7 +20,8 @@ from gradio_client.exceptions import AppError
 from sklearn.metrics import f1_score
 
 from tests.serving_helpers import LABELS, KeywordPredictor, make_settings, running_server
-from tweet_classifier.artifact import write_json_atomic
+from tests.test_calibration import synthetic_calibration
+from tweet_classifier.artifact import CALIBRATION_NAME, WEIGHTS_NAME, file_sha256, write_json_atomic
 from tweet_classifier.metrics import classification_report_dict
 from tweet_classifier.serve import ClassifierService, CsvResult, ServeSettings, load_real_predictor
 from tweet_classifier.ui import (
@@ -47,7 +48,11 @@ def model_folder(tiny_model_dir, tmp_path_factory) -> Path:
     report = classification_report_dict(
         ["negative", "neutral", "positive", "negative"], ["negative", "neutral", "negative", "negative"], LABELS
     )
-    write_json_atomic(folder / "metrics.json", {"test": report, "baseline": {"test": {"macro_f1": 0.5}}})
+    # Calibration fitted on synthetic overconfident scores: the tiny model's ~0.35 confidences all need review.
+    payload, additions = synthetic_calibration(600, seed=0)
+    write_json_atomic(folder / CALIBRATION_NAME, payload | {"weights_sha256": file_sha256(folder / WEIGHTS_NAME)})
+    metrics = {"test": report, "baseline": {"test": {"macro_f1": 0.5}}} | additions
+    write_json_atomic(folder / "metrics.json", metrics)
     (folder / "cleaning_report.md").write_text(f"# Cleaning report\n\nexample: {XSS}\n", encoding="utf-8")
     return folder
 
@@ -68,13 +73,22 @@ def served(model_folder, tmp_path_factory):
 def test_api_lists_the_stable_endpoints(served) -> None:
     client, _, _ = served
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/predict", "/predict_batch", "/feedback", "/metrics"}
+    assert set(endpoints) == {"/predict", "/explain", "/predict_batch", "/feedback", "/metrics"}
 
 
 def test_predict_returns_the_documented_fields(served) -> None:
     client, _, service = served
     result = client.predict("@united thanks for the upgrade! https://t.co/xyz 😍", api_name="/predict")
-    assert set(result) == {"label", "scores", "latency_ms", "compute_ms", "normalized_text", "model_version"}
+    assert set(result) == {
+        "label",
+        "scores",
+        "latency_ms",
+        "compute_ms",
+        "normalized_text",
+        "model_version",
+        "needs_review",
+    }
+    assert isinstance(result["needs_review"], bool)
     assert result["label"] in LABELS
     assert list(result["scores"]) == LABELS
     assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -83,6 +97,13 @@ def test_predict_returns_the_documented_fields(served) -> None:
     assert "http" in result["normalized_text"]
     assert result["model_version"] == service.predictor.model_version
     assert 0 < result["compute_ms"] <= result["latency_ms"]
+    text = "@united thanks for the upgrade"
+    explained = client.predict(text, api_name="/explain")
+    assert [word["word"] for word in explained["explanation"]] == text.split()
+    for word in explained["explanation"]:
+        assert text[word["start"] : word["end"]] == word["word"]
+        assert isinstance(word["attribution"], float)
+    assert set(explained) == {*result, "explanation"}
 
 
 def test_predict_batch_is_one_server_side_batch_in_order(served) -> None:
@@ -246,7 +267,11 @@ def test_ui_handlers_classify_correct_batch_and_model_view(served, tmp_path) -> 
     _, _, service = served
     demo = build_demo(service)
     handlers = {dependency.fn.__name__: dependency.fn for dependency in demo.fns.values() if dependency.fn}
-    scores, timing, normalized, choices, previous = handlers["on_classify"]("@delta " + XSS)
+    scores, timing, normalized, choices, previous, review, words = handlers["on_classify"]("@delta " + XSS)
+    assert "Needs a person." in review
+    assert service.review_threshold is not None
+    assert "".join(segment for segment, _ in words) == "@delta " + XSS
+    assert max(abs(score) for _, score in words if score is not None) == pytest.approx(1.0)
     assert set(scores) == set(LABELS)
     assert "<script>" not in timing
     assert normalized.startswith("@user")
@@ -276,7 +301,10 @@ def test_ui_handlers_classify_correct_batch_and_model_view(served, tmp_path) -> 
     with pytest.raises(Exception, match="not uploaded here"):
         handlers["on_batch"](str(outside), "text", "label")
 
-    card, matrix, balance, report = handlers["on_model_view"]()
+    card, matrix, balance, report, calibration, reliability = handlers["on_model_view"]()
+    assert "test ECE" in calibration
+    assert "acts on" in calibration
+    assert set(reliability["series"]) == {"uncalibrated", "temperature-scaled", "perfectly calibrated"}
     assert "Test macro-F1 0.600" in card
     assert "TF-IDF baseline macro-F1 0.500" in card
     assert matrix is not None
@@ -288,6 +316,9 @@ def test_ui_handlers_classify_correct_batch_and_model_view(served, tmp_path) -> 
     assert service.predictor.model_version in header
     assert 'id="tc-stats"' in stats
     assert "Latency" in live
+    assert "sent to a person" in stats
+    assert "<h3>Review</h3>" in live
+    assert metrics["review"]["texts"] >= 1
     json.dumps(metrics)
 
 

@@ -8,6 +8,7 @@ Layout of a model folder::
     metrics.json, cleaning_report.json/.md, README.md   (written by training)
     reference.json                                      (drift reference: the training split's features)
     canary.jsonl, canary.json                           (labelled canary rows and their provenance)
+    calibration.json                                    (temperature and review threshold, from validation)
     onnx/                                               (written by ``export``)
 
 The server needs nothing but this folder: the drift reference and the canary rows travel with the model
@@ -43,6 +44,7 @@ REFERENCE_NAME = "reference.json"
 CANARY_NAME = "canary.jsonl"
 CANARY_INFO_NAME = "canary.json"
 CANARY_FORMAT_VERSION = 1
+CALIBRATION_NAME = "calibration.json"
 
 # What each file of a model folder is, for the model card's file list (first matching pattern wins).
 FILE_DESCRIPTIONS = (
@@ -58,6 +60,7 @@ FILE_DESCRIPTIONS = (
     (REFERENCE_NAME, "drift reference: feature distributions of the training split, compared with live inputs"),
     (CANARY_NAME, "labelled canary rows the app streams through the model for its live macro-F1"),
     (CANARY_INFO_NAME, "where the canary rows come from and the macro-F1 they must score"),
+    (CALIBRATION_NAME, "temperature scaling and the review threshold, fitted on validation (applied by every backend)"),
     ("benchmark.json", "inference benchmark of every backend"),
     ("README.md", "this model card"),
     ("onnx/model.onnx", "ONNX fp32 graph (fused)"),

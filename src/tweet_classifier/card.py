@@ -210,6 +210,8 @@ def _card_body(
         "## Evaluation",
         _evaluation_section(test, validation, baseline_f1),
     ]
+    if metrics.get("calibration") and metrics.get("selective"):
+        sections += ["## Calibration and review", _calibration_section(metrics["calibration"], metrics["selective"])]
     if cleaning:
         sections += ["## Data cleaning", _cleaning_section(cleaning)]
     if benchmark:
@@ -300,6 +302,54 @@ def _evaluation_section(test: Mapping[str, Any], validation: Mapping[str, Any], 
                 ],
             ),
         ]
+    return "\n\n".join(parts)
+
+
+def _calibration_section(calibration: Mapping[str, Any], selective: Mapping[str, Any]) -> str:
+    """ECE before/after temperature scaling and the coverage table, from ``metrics.json``."""
+    test, validation = calibration["test"], calibration["validation"]
+    kept = selective["test"]
+    metric, target = selective["metric"], selective["target"]
+    outcome = (
+        f"reaches {metric} {selective['value']:.3f} on {_pct(selective['coverage'])}% of validation"
+        if selective.get("reached")
+        else "is not reached on validation at any coverage, so every prediction is flagged"
+    )
+    parts = [
+        f"Temperature scaling fitted on validation (T = {calibration['temperature']:.3f}; "
+        f"{calibration['ece_bins']} equal-width confidence bins). Every backend applies it.",
+        _table(
+            ["split", "ECE before", "ECE after", "NLL before", "NLL after"],
+            [
+                [
+                    name,
+                    f"{numbers['ece_before']:.4f}",
+                    f"{numbers['ece_after']:.4f}",
+                    f"{numbers['nll_before']:.4f}",
+                    f"{numbers['nll_after']:.4f}",
+                ]
+                for name, numbers in (("validation", validation), ("test", test))
+            ],
+        ),
+        f"**Review flag**: predictions whose calibrated confidence is under **{selective['threshold']:.3f}** carry "
+        f"`needs_review: true`. The threshold is the lowest that keeps {metric} >= {target} on validation; it "
+        f"{outcome}. On test it acts on **{_pct(kept['coverage'])}%** of tweets automatically at macro-F1 "
+        f"**{_pct(kept['macro_f1'])}** (accuracy {_pct(kept['accuracy'])}).",
+        "Coverage vs macro-F1 on test (each threshold chosen on validation for its coverage):",
+        _table(
+            ["threshold", "validation coverage", "test coverage", "test macro-F1", "test accuracy"],
+            [
+                [
+                    f"{row['threshold']:.3f}",
+                    _pct(row["validation_coverage"]),
+                    _pct(row["coverage"]),
+                    _pct(row["macro_f1"]),
+                    _pct(row["accuracy"]),
+                ]
+                for row in selective["coverage_table"]
+            ],
+        ),
+    ]
     return "\n\n".join(parts)
 
 

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baseline": ("tweet_classifier.baseline", "train and score the TF-IDF + logistic regression baseline"),
     "train": ("tweet_classifier.train", "fine-tune the transformer and write a self-describing model folder"),
     "evaluate": ("tweet_classifier.evaluate", "score a model folder or Hub id on a split"),
+    "calibrate": ("tweet_classifier.calibration", "fit temperature scaling and the review threshold on validation"),
     "export": ("tweet_classifier.export", "export ONNX fp32/int8 files with a parity report"),
     "benchmark": ("tweet_classifier.benchmark", "compare every backend with the plain transformers pipeline"),
     "push": ("tweet_classifier.hub", "push a model folder to the Hugging Face Hub in one atomic commit"),

@@ -274,6 +274,17 @@ class EvaluateConfig(_Section):
     bf16: bool = False
 
 
+class ReviewConfig(_Section):
+    """Selective prediction (calibration.py): the confidence threshold under which a prediction carries
+    ``needs_review: true`` is the lowest at which the kept validation predictions still reach ``target``
+    on ``metric`` (after temperature scaling). Fitted at the end of training and by `tweet-classifier
+    calibrate`; stored in the model folder's calibration.json, so changing it needs a re-calibration."""
+
+    metric: Literal["macro_f1", "accuracy", "macro_precision"] = "macro_f1"
+    # 0.9 macro-F1 on the kept tweets: about 0.1 above what the airline model scores on all of them.
+    target: float = Field(0.9, gt=0.0, le=1.0)
+
+
 class InferenceConfig(_Section):
     backend: Literal[
         "auto", "torch-fp32", "torch-bf16", "torch-bf16-compiled", "onnx-fp32", "onnx-int8", "onnx-int8-cascade"
@@ -323,6 +334,8 @@ class ServeConfig(_Section):
     max_upload_disk_bytes: int = Field(512 * 1024 * 1024, gt=0)
     upload_ttl_s: int = Field(900, ge=60)
     max_batch_texts: int = Field(256, ge=1)
+    # Words an explanation scores (explain.py: one batch of this many + 1 texts); later words are not scored.
+    explain_max_words: int = Field(64, ge=1, le=512)
     # Browser origins (scheme://host[:port]) allowed to call the API cross-site; empty: same-origin only.
     allowed_origins: list[str] = Field(default_factory=list)
     # Connection deadlines uvicorn lacks: the request head must arrive within header_timeout_s of the
@@ -418,6 +431,7 @@ class RunConfig(_Section):
     baseline: BaselineConfig = BaselineConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    review: ReviewConfig = ReviewConfig()
     inference: InferenceConfig = InferenceConfig()
     serve: ServeConfig = ServeConfig()
     tracking: TrackingConfig = TrackingConfig()

@@ -229,7 +229,12 @@ def evaluate_loaded(loaded: LoadedModel, frame: pd.DataFrame, config: RunConfig)
             f"the split has labels {unknown} that the model does not know ({loaded.manifest.labels}); "
             "evaluate with the config the model was trained on"
         )
-    probabilities = predict_probabilities(
+    return score_predictions(frame, split_probabilities(loaded, frame, config), loaded.manifest.labels, config)
+
+
+def split_probabilities(loaded: LoadedModel, frame: pd.DataFrame, config: RunConfig) -> np.ndarray:
+    """The torch fp32 (uncalibrated) probabilities of a split's texts, normalized as the model expects."""
+    return predict_probabilities(
         loaded.model,
         loaded.tokenizer,
         texts_for_model(frame, loaded.manifest, config),
@@ -237,7 +242,6 @@ def evaluate_loaded(loaded: LoadedModel, frame: pd.DataFrame, config: RunConfig)
         batch_size=config.evaluate.batch_size,
         bf16=config.evaluate.bf16,
     )
-    return score_predictions(frame, probabilities, loaded.manifest.labels, config)
 
 
 def evaluate_model(

@@ -601,7 +601,10 @@ def calibrate_cascade(model_dir: Path, texts: list[str], threads: int) -> dict[s
         raise ExportError("no train texts to calibrate the int8 cascade on: check data.* in the config")
     probabilities = {}
     for backend in ("onnx-fp32", "onnx-int8"):
-        predictor = Predictor.load(model_dir, backend=backend, num_threads=threads, warn_unverified=False)
+        # Uncalibrated: the cascade graph compares its margin with the raw softmax of the int8 logits.
+        predictor = Predictor.load(
+            model_dir, backend=backend, num_threads=threads, warn_unverified=False, calibrated=False
+        )
         probabilities[backend] = _probabilities(predictor, texts)
         del predictor
     exact, fast = probabilities["onnx-fp32"], probabilities["onnx-int8"]

@@ -54,6 +54,7 @@ from pydantic import ValidationError
 
 from tweet_classifier import cli
 from tweet_classifier.artifact import (
+    CALIBRATION_NAME,
     CANARY_INFO_NAME,
     CANARY_NAME,
     MANIFEST_NAME,
@@ -92,6 +93,7 @@ MODEL_ALLOW_LIST = (
     REFERENCE_NAME,
     CANARY_NAME,
     CANARY_INFO_NAME,
+    CALIBRATION_NAME,
     "benchmark.json",
     "README.md",
     "onnx/*.onnx",
@@ -110,6 +112,7 @@ MODEL_EXPECTED = (
     REFERENCE_NAME,
     CANARY_NAME,
     CANARY_INFO_NAME,
+    CALIBRATION_NAME,
     "onnx/model.onnx",
     "onnx/model-int8.onnx",
     "onnx/model-cascade.onnx",

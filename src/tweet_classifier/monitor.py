@@ -336,6 +336,37 @@ class LabelledStream:
         return dict(self._summary)
 
 
+class ReviewStream:
+    """Selective prediction, live: the share of user texts flagged ``needs_review`` and the canary's
+    macro-F1 on the predictions kept (not flagged), i.e. what acting automatically scores now."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.texts = 0
+        self.flagged = 0
+        self.canary_kept = LabelledStream(labels)
+        self.canary_flagged = 0
+
+    def observe(self, needs_review: Sequence[bool]) -> None:
+        self.texts += len(needs_review)
+        self.flagged += sum(bool(flag) for flag in needs_review)
+
+    def observe_canary(self, y_true: Sequence[str], y_pred: Sequence[str], needs_review: Sequence[bool]) -> None:
+        kept = [index for index, flag in enumerate(needs_review) if not flag]
+        self.canary_kept.extend([y_true[index] for index in kept], [y_pred[index] for index in kept])
+        self.canary_flagged += len(needs_review) - len(kept)
+
+    def summary(self) -> dict[str, Any]:
+        kept = self.canary_kept.summary()
+        canary_total = kept["n"] + self.canary_flagged
+        return {
+            "texts": self.texts,
+            "needs_review": self.flagged,
+            "share": self.flagged / self.texts if self.texts else None,
+            "canary": kept
+            | {"total": canary_total, "share": self.canary_flagged / canary_total if canary_total else None},
+        }
+
+
 class FeedbackStore:
     """Corrections as JSON lines: appended with flush + fsync under a lock, reloaded on start, bounded.
 
@@ -462,6 +493,7 @@ class ServingMonitor:
         # Where the canary rows come from and what they scored offline (model folder or CANARY_FILE).
         self.canary_source: dict[str, Any] = {}
         self.corrections = LabelledStream(self.labels)
+        self.review = ReviewStream(self.labels)
         self.drift = DriftTracker(drift_window, drift_min_samples, drift_psi_threshold)
 
     @contextmanager
@@ -520,9 +552,18 @@ class ServingMonitor:
             self.canary_status = "running"
             self.canary_source = dict(source or {})
 
-    def record_canary(self, y_true: Sequence[str], y_pred: Sequence[str]) -> None:
+    def record_canary(
+        self, y_true: Sequence[str], y_pred: Sequence[str], needs_review: Sequence[bool] | None = None
+    ) -> None:
         with self._lock:
             self.canary.extend(y_true, y_pred)
+            if needs_review is not None:
+                self.review.observe_canary(y_true, y_pred, needs_review)
+
+    def record_review(self, needs_review: Sequence[bool]) -> None:
+        """Count user predictions and how many of them were flagged for a person."""
+        with self._lock:
+            self.review.observe(needs_review)
 
     def set_canary_status(self, status: str) -> None:
         with self._lock:
@@ -585,5 +626,6 @@ class ServingMonitor:
                 "throughput": self._throughput(now),
                 "latency_ms": self.latency.summary(),
                 "live_f1": {"canary": canary, "corrections": self.corrections.summary()},
+                "review": self.review.summary(),
                 "drift": self.drift.summary(),
             }

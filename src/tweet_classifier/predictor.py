@@ -19,6 +19,13 @@ Backends (``InferenceConfig.backend``):
 ``auto`` reads ``onnx/parity.json`` (written by ``export``), keeps the backends whose label agreement
 and macro-F1 passed, and picks the fastest measured one for single texts and for batches separately.
 Without a parity report (or with one written for other weights) it uses ``torch-fp32``.
+
+Calibration (``calibration.json``, see ``calibration.py``) is applied in one place, ``_probabilities``,
+to every backend's logits: the temperature divides them before the softmax and the review threshold
+sets ``Prediction.needs_review``. Export's parity gate therefore compares calibrated probabilities
+with calibrated ones (the same temperature for every backend; labels do not change with it), while the
+cascade's margin is measured and applied on uncalibrated ones (``load(calibrated=False)``), as its graph
+computes it.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from tweet_classifier.artifact import (
     file_sha256,
     read_json,
 )
+from tweet_classifier.calibration import Calibration, CalibrationError, read_calibration
 from tweet_classifier.config import NormalizeConfig
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
@@ -127,6 +135,8 @@ class Prediction:
     scores: dict[str, float]  # every label, in manifest order, summing to 1
     normalized_text: str
     compute_ms: float  # normalization + tokenization + model, this text's share
+    # The top probability is under the model's review threshold (calibration.json): hand it to a person.
+    needs_review: bool = False
 
 
 class _Backend(Protocol):
@@ -399,6 +409,7 @@ class Predictor:
         model_version: str,
         max_chars: int,
         batch_size: int,
+        calibration: Calibration | None = None,
     ) -> None:
         self.folder = folder
         self.manifest = manifest
@@ -422,6 +433,8 @@ class Predictor:
         self._single = single
         self._batch = batch
         self._normalize_config = NormalizeConfig(**manifest.normalizer)
+        self.temperature = calibration.temperature if calibration else 1.0
+        self.review_threshold = calibration.review_threshold if calibration else None
 
     @classmethod
     def load(
@@ -434,6 +447,7 @@ class Predictor:
         batch_size: int = 32,
         warn_unverified: bool = True,
         defer_batch: bool = False,
+        calibrated: bool = True,
     ) -> Predictor:
         """Load a model folder or Hub id (at ``revision``), pick backends, warm up, return.
 
@@ -445,6 +459,8 @@ class Predictor:
         (``batch_ready``); until then batches run on the single-text backend, with the same labels
         (both passed parity). With ONNX for single texts this start needs neither torch nor
         transformers: about 1 s instead of 4-5 s on the 2-core dev box.
+
+        ``calibrated=False`` ignores ``calibration.json`` (raw softmax, nothing flagged for review).
         """
         started = time.perf_counter()
         if backend != "auto" and backend not in BACKENDS:
@@ -465,6 +481,7 @@ class Predictor:
                 manifest.normalizer_version,
                 NORMALIZER_VERSION,
             )
+        calibration = _calibration(folder, weights_sha256) if calibrated else None
         threads = num_threads or default_num_threads()
         if backend == "auto":
             single_name, batch_name, reason = choose_backends(folder, weights_sha256)
@@ -486,6 +503,7 @@ class Predictor:
             model_version=hub_version or f"{folder.resolve().name}@{weights_sha256[:12]}",
             max_chars=max_chars or manifest.max_chars,
             batch_size=batch_size,
+            calibration=calibration,
         )
         predictor._warm_up()
         if deferred:
@@ -618,7 +636,7 @@ class Predictor:
             chunk = order[start : start + self.batch_size]
             started = time.perf_counter()
             encoded = self._tokenize([normalized[index] for index in chunk])
-            probabilities = softmax(backend.logits(encoded))
+            probabilities = self._probabilities(backend.logits(encoded))
             share_ms = (time.perf_counter() - started) * 1000 / len(chunk)
             for row, index in enumerate(chunk):
                 scores = {label: float(probabilities[row, column]) for column, label in enumerate(self.labels)}
@@ -627,8 +645,34 @@ class Predictor:
                     scores=scores,
                     normalized_text=normalized[index],
                     compute_ms=normalize_ms[index] + share_ms,
+                    needs_review=self.review_threshold is not None
+                    and float(probabilities[row].max()) < self.review_threshold,
                 )
         return [result for result in results if result is not None]
+
+    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Every backend's logits to probabilities: softmax at the fitted temperature (1 uncalibrated)."""
+        return softmax(logits / self.temperature)
+
+
+def _calibration(folder: Path, weights_sha256: str) -> Calibration | None:
+    try:
+        calibration = read_calibration(folder)
+    except CalibrationError as error:
+        raise ModelLoadError(str(error)) from None
+    if calibration is None:
+        logger.warning(
+            "%s has no calibration.json: raw probabilities, no prediction flagged for review "
+            "(run `tweet-classifier calibrate --model %s`)",
+            folder,
+            folder,
+        )
+    elif calibration.weights_sha256 != weights_sha256:
+        raise ModelLoadError(
+            f"{folder}/calibration.json was fitted for other weights: "
+            f"re-run `tweet-classifier calibrate --model {folder}`"
+        )
+    return calibration
 
 
 def _warn_if_unverified(folder: Path, backend: str, weights_sha256: str) -> None:

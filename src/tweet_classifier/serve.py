@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import functools
 import logging
 import math
 import os
@@ -119,6 +120,7 @@ class PredictionLike(Protocol):
     scores: dict[str, float]
     normalized_text: str
     compute_ms: float
+    needs_review: bool
 
 
 class PredictorLike(Protocol):
@@ -549,17 +551,38 @@ class ClassifierService:
         return list(texts)
 
     # ---- user requests -------------------------------------------------------------------------
-    def predict(self, text: object, abandoned: threading.Event | None = None) -> dict[str, Any]:
-        """One text; ``abandoned`` (set when the client disconnects) drops it if it is still waiting."""
+    def predict(self, text: object, abandoned: threading.Event | None = None, explain: bool = False) -> dict[str, Any]:
+        """One text; ``abandoned`` (set when the client disconnects) drops it if it is still waiting.
+
+        ``explain=True`` adds ``explanation`` (explain.py: per-word attributions toward the label); the
+        prediction then comes from the same batch as the word variants, so the words explain that label."""
         monitor = self._monitor()
-        with monitor.track("predict") as timing:
+        with monitor.track("predict_explain" if explain else "predict") as timing:
             checked = self._check_text(text)
-            prediction = self._run_model(self._predictor().predict, checked, abandoned)
+            explanation = None
+            if explain:
+                explanation = self._run_model(self._explain, checked, abandoned)
+                prediction = explanation.prediction
+            else:
+                prediction = self._run_model(self._predictor().predict, checked, abandoned)
             self._observe(checked, prediction)
+            monitor.record_review([prediction.needs_review])
             timing.compute_ms = prediction.compute_ms
             timing.ok = True
             result = self._result(prediction, started=timing.started)
+        if explanation is not None:
+            result["explanation"] = [word.to_dict() for word in explanation.words]
         return result
+
+    def _explain(self, text: str) -> Any:
+        from tweet_classifier.explain import explain_text
+
+        return explain_text(self._predictor(), text, self.config.explain_max_words)
+
+    @property
+    def review_threshold(self) -> float | None:
+        """The model's review threshold (``calibration.json``); ``None`` when it flags nothing."""
+        return getattr(self.predictor, "review_threshold", None)
 
     def predict_batch(self, texts: object, abandoned: threading.Event | None = None) -> list[dict[str, Any]]:
         monitor = self._monitor()
@@ -568,6 +591,7 @@ class ClassifierService:
             predictions = self._run_model(self._predictor().predict_batch, checked, abandoned)
             for text, prediction in zip(checked, predictions, strict=True):
                 self._observe(text, prediction)
+            monitor.record_review([prediction.needs_review for prediction in predictions])
             timing.compute_ms = sum(prediction.compute_ms for prediction in predictions)
             timing.ok = True
             return [self._result(prediction, started=timing.started) for prediction in predictions]
@@ -618,6 +642,7 @@ class ClassifierService:
             "compute_ms": float(prediction.compute_ms),
             "normalized_text": prediction.normalized_text,
             "model_version": self._predictor().model_version,
+            "needs_review": bool(prediction.needs_review),
         }
 
     def feedback(self, text: object, predicted: object, correct: object) -> dict[str, Any]:
@@ -654,6 +679,7 @@ class ClassifierService:
                 "single": getattr(self.predictor, "backend_single", "unknown"),
                 "batch": getattr(self.predictor, "backend_batch", "unknown"),
             },
+            review_threshold=self.review_threshold,
         )
         return base | self.monitor.snapshot(queue_depth=self.queue_depth())
 
@@ -770,7 +796,11 @@ class ClassifierService:
                 logger.exception("canary batch at row %d failed", start)
                 monitor.set_canary_status("failed (see the server log)")
                 return
-            monitor.record_canary([truth[index] for index in valid], [p.label for p in predictions])
+            monitor.record_canary(
+                [truth[index] for index in valid],
+                [p.label for p in predictions],
+                needs_review=[p.needs_review for p in predictions],
+            )
         monitor.set_canary_status(f"done in {time.perf_counter() - started:.1f} s")
 
     def _is_valid(self, text: object, normalize_config: NormalizeConfig) -> bool:
@@ -816,6 +846,7 @@ class ClassifierService:
             else:
                 valid.append(index)
         predicted: list[str] = ["" for _ in texts]
+        needs_review: list[bool | None] = [None for _ in texts]
         scores: dict[str, list[float | None]] = {label: [None] * len(texts) for label in predictor.labels}
         batch_size = self.settings.inference.batch_size
         with monitor.track("classify_csv", n_texts=len(valid)) as timing:
@@ -824,6 +855,7 @@ class ClassifierService:
                 predictions = self._run_model(predictor.predict_batch, [texts[index] for index in chunk])
                 for index, prediction in zip(chunk, predictions, strict=True):
                     predicted[index] = prediction.label
+                    needs_review[index] = bool(prediction.needs_review)
                     for label in predictor.labels:
                         scores[label][index] = round(float(prediction.scores[label]), 6)
                     timing.compute_ms += prediction.compute_ms
@@ -832,6 +864,7 @@ class ClassifierService:
         output["predicted_label"] = predicted
         for label in predictor.labels:
             output[f"score_{label}"] = scores[label]
+        output["needs_review"] = needs_review
         output["error"] = errors
         report, n_scored, n_unknown = None, 0, 0
         if label_column and label_column in frame.columns:
@@ -1011,6 +1044,16 @@ def write_safe_csv(frame: pd.DataFrame, folder: Path | None = None) -> Path:
 # ---- FastAPI ------------------------------------------------------------------------------------
 class PredictRequest(BaseModel):
     text: str = Field(description="the tweet, as typed; at most the model's max_chars characters")
+    explain: bool = Field(False, description="also return per-word attributions toward the predicted label")
+
+
+class WordAttributionResponse(BaseModel):
+    word: str
+    start: int = Field(description="character offset of the word in the text as sent")
+    end: int
+    attribution: float | None = Field(
+        description="drop in the predicted label's probability when the word is left out (None: not scored)"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -1020,6 +1063,12 @@ class PredictResponse(BaseModel):
     compute_ms: float = Field(description="normalization + tokenization + model time of this text")
     normalized_text: str
     model_version: str
+    needs_review: bool = Field(
+        description="the calibrated confidence is under the model's review threshold: hand this tweet to a person"
+    )
+    explanation: list[WordAttributionResponse] | None = Field(
+        None, description="with explain: true, each word of the text and its attribution"
+    )
 
 
 class PredictBatchResponse(BaseModel):
@@ -1255,7 +1304,7 @@ def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
     @app.post("/v1/predict", response_model=PredictResponse, responses=error_responses)
     async def v1_predict(body: PredictRequest, request: Request) -> Any:
         try:
-            return await call_service(request, service.predict, body.text)
+            return await call_service(request, functools.partial(service.predict, explain=body.explain), body.text)
         except Exception as error:
             return error_response(error)
 

@@ -660,6 +660,7 @@ def _write_model_folder(
 ) -> TrainResult:
     from tweet_classifier import card, tracking
     from tweet_classifier.baseline import run_baseline
+    from tweet_classifier.calibration import write_calibration
     from tweet_classifier.evaluate import predict_probabilities, score_predictions
 
     # keep_fp32_wrapper=False: with bf16 training accelerate patches forward() with autocast, and the scores
@@ -668,6 +669,7 @@ def _write_model_folder(
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     model.eval()
     scores: dict[str, dict[str, Any]] = {}
+    split_probabilities: dict[str, np.ndarray] = {}
     test_predicted: list[str] = []
     for split in ("validation", "test"):
         frame = getattr(prepared, split)
@@ -680,6 +682,7 @@ def _write_model_folder(
             bf16=config.evaluate.bf16,
         )
         scores[split] = score_predictions(frame, probabilities, labels, config)
+        split_probabilities[split] = probabilities
         test_predicted = [labels[index] for index in probabilities.argmax(axis=1)]
     worst = scores["test"].pop("worst_examples")
     scores["validation"].pop("worst_examples")
@@ -703,6 +706,16 @@ def _write_model_folder(
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         manifest.save(staging)
+        # Temperature and review threshold from the validation split (calibration.json, hashed to these weights).
+        metrics |= write_calibration(
+            staging,
+            prepared.validation["label"].astype(str).tolist(),
+            split_probabilities["validation"],
+            prepared.test["label"].astype(str).tolist(),
+            split_probabilities["test"],
+            labels,
+            config,
+        )
         save_config(config, staging / "run_config.yaml")
         write_json_atomic(staging / "metrics.json", metrics)
         write_json_atomic(staging / "cleaning_report.json", report)

@@ -139,10 +139,43 @@ def render_stats(metrics: dict[str, Any]) -> str:
             "canary macro-F1", _f1(canary["macro_f1"]), f"{canary['n']:,} of {canary['total']:,} · {canary['status']}"
         ),
         _card("corrections macro-F1", _f1(corrections["macro_f1"]), f"{corrections['n']:,} corrections"),
+        _review_card(metrics.get("review")),
         _card("in flight / queued", f"{metrics['in_flight']} / {metrics['queue_depth'] or 0}", "right now"),
         _card("drift", drift["status"], _drift_subtitle(drift)),
     ]
     return f'<div class="tc-stats" id="tc-stats">{"".join(cards)}</div>'
+
+
+def _review_card(review: dict[str, Any] | None) -> str:
+    share = (review or {}).get("share")
+    kept = ((review or {}).get("canary") or {}).get("macro_f1")
+    value = "–" if share is None else f"{100 * share:.1f}%"
+    return _card("sent to a person", value, f"kept canary macro-F1 {_f1(kept)}")
+
+
+def _review_html(review: dict[str, Any] | None, threshold: float | None) -> str:
+    if review is None:
+        return ""
+    canary = review["canary"]
+    share = "–" if review["share"] is None else f"{100 * review['share']:.1f}%"
+    canary_share = "–" if canary["share"] is None else f"{100 * canary['share']:.1f}%"
+    where = "no threshold (uncalibrated model)" if threshold is None else f"threshold {threshold:.3f}"
+    return (
+        "<h3>Review</h3>"
+        + _table(
+            ["stream", "texts", "sent to a person", "macro-F1 of the kept ones"],
+            [
+                ["users", review["texts"], share, "unlabelled"],
+                [
+                    "canary",
+                    canary["total"],
+                    canary_share,
+                    _f1(canary["macro_f1"]),
+                ],
+            ],
+        )
+        + f"<p>{_escape(where)}</p>"
+    )
 
 
 def _drift_subtitle(drift: dict[str, Any]) -> str:
@@ -192,7 +225,8 @@ def render_live_panel(metrics: dict[str, Any]) -> str:
         f"<p>{throughput['requests_per_s']:.2f} requests/s, {throughput['texts_per_s']:.2f} texts/s over the last "
         f"{throughput['window_s']:.0f} s · {metrics['requests_failed']} failed · {metrics['requests_rejected']} "
         "rejected as busy</p>"
-        f"<h3>Live F1</h3>{f1_html}<h3>Drift</h3>{drift_html}"
+        f"<h3>Live F1</h3>{f1_html}{_review_html(metrics.get('review'), metrics.get('review_threshold'))}"
+        f"<h3>Drift</h3>{drift_html}"
     )
 
 
@@ -308,6 +342,74 @@ def model_figures(info: dict[str, Any]) -> tuple[Figure | None, Figure | None]:
     return confusion, balance
 
 
+def render_review(result: dict[str, Any], threshold: float | None) -> str:
+    """The review flag in plain words: act on it, or hand the tweet to a person."""
+    confidence = max(result["scores"].values())
+    if threshold is None:
+        return (
+            '<div class="tc-warn" id="tc-review">No review threshold: this model has no calibration.json '
+            "(run <code>tweet-classifier calibrate</code>), so nothing is flagged.</div>"
+        )
+    if result["needs_review"]:
+        return (
+            '<div class="tc-warn" id="tc-review"><b>Needs a person.</b> The model is unsure '
+            f"(confidence {confidence:.2f}, under the review threshold {threshold:.2f}): have someone read this "
+            "tweet before acting on the label.</div>"
+        )
+    return (
+        '<div class="tc-ok" id="tc-review"><b>Safe to act on automatically.</b> '
+        f"Confidence {confidence:.2f} is at or above the review threshold {threshold:.2f}.</div>"
+    )
+
+
+def highlighted_words(text: str, result: dict[str, Any]) -> list[tuple[str, float | None]]:
+    """``gr.HighlightedText`` value: the tweet as typed, each word shaded by its attribution."""
+    from tweet_classifier.explain import WordAttribution, highlighted_segments
+
+    words = [WordAttribution(**word) for word in result.get("explanation") or []]
+    return highlighted_segments(text, words)
+
+
+def render_calibration(info: dict[str, Any]) -> str:
+    """ECE before/after and the review threshold's coverage on test, from metrics.json."""
+    metrics = info.get("metrics") or {}
+    calibration, selective = metrics.get("calibration"), metrics.get("selective")
+    if not calibration or not selective:
+        return "No calibration in this model folder: run `tweet-classifier calibrate --model DIR`."
+    test, kept = calibration["test"], selective["test"]
+    lines = [
+        f"**Calibration**: temperature {calibration['temperature']:.3f} (fitted on validation); test ECE "
+        f"**{test['ece_before']:.4f} → {test['ece_after']:.4f}** ({calibration['ece_bins']} equal-width bins).",
+        f"**Review**: below confidence {selective['threshold']:.3f} a prediction needs a person. On test the "
+        f"model acts on **{100 * kept['coverage']:.1f}%** of tweets automatically at macro-F1 "
+        f"**{_f1(kept['macro_f1'])}**.",
+        "\n| threshold | test coverage | test macro-F1 |\n|---|---|---|",
+    ]
+    lines += [
+        f"| {row['threshold']:.3f} | {100 * row['coverage']:.1f}% | {_f1(row['macro_f1'])} |"
+        for row in selective["coverage_table"]
+    ]
+    return "\n".join(lines)
+
+
+def reliability_frame(info: dict[str, Any]) -> Any:
+    """Reliability diagram data for ``gr.LinePlot``: mean confidence vs accuracy per bin, before and after
+    temperature scaling, and the diagonal a calibrated model follows."""
+    import pandas as pd
+
+    test = ((info.get("metrics") or {}).get("calibration") or {}).get("test") or {}
+    rows = [
+        {"confidence": bin_row["confidence"], "accuracy": bin_row["accuracy"], "series": series}
+        for key, series in (("reliability_before", "uncalibrated"), ("reliability_after", "temperature-scaled"))
+        for bin_row in test.get(key, [])
+        if bin_row["n"]
+    ]
+    if not rows:
+        return None
+    rows += [{"confidence": value, "accuracy": value, "series": "perfectly calibrated"} for value in (0.0, 1.0)]
+    return pd.DataFrame(rows)
+
+
 def uploaded_file(path: str) -> Path:
     """``path`` if it lies in Gradio's upload folder. Gradio checks this itself once the app has
     launched (serve.py sets that when mounting); this second check keeps a server path out even if
@@ -358,6 +460,12 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
                     gr.Examples(EXAMPLE_TWEETS, inputs=[text], label="Example tweets")
                 with gr.Column(scale=2):
                     label = gr.Label(label="Prediction (all class probabilities)", elem_id="tc-label")
+                    review_note = gr.HTML(elem_id="tc-review-panel")
+                    words = gr.HighlightedText(
+                        label="Words that drove it (red: for the label, purple: against; leave-one-word-out)",
+                        elem_id="tc-words",
+                        show_legend=False,
+                    )
                     latency = gr.Markdown(elem_id="tc-latency")
                     normalized = gr.Textbox(label="What the model saw (normalized text)", interactive=False)
                     with gr.Accordion("Wrong? Tell us the right label", open=False):
@@ -390,13 +498,25 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
                 with gr.Row():
                     model_matrix = gr.Plot(label="Test confusion matrix")
                     model_balance = gr.Plot(label="Class balance")
+                with gr.Row():
+                    calibration_card = gr.Markdown(elem_id="tc-calibration")
+                    reliability = gr.LinePlot(
+                        x="confidence",
+                        y="accuracy",
+                        color="series",
+                        x_lim=[0, 1],
+                        y_lim=[0, 1],
+                        title="Reliability diagram (test)",
+                        label="Reliability diagram",
+                        elem_id="tc-reliability",
+                    )
                 with gr.Accordion("Cleaning report", open=False):
                     cleaning_report = gr.Markdown()
         timer = gr.Timer(config.metrics_refresh_s)
 
         @guarded
-        def on_classify(tweet: str) -> tuple[dict[str, float], str, str, Any, dict[str, str]]:
-            result = service.predict(tweet)
+        def on_classify(tweet: str) -> tuple[dict[str, float], str, str, Any, dict[str, str], str, Any]:
+            result = service.predict(tweet, explain=True)
             timing = (
                 f"**{_escape(result['label'])}** in {result['latency_ms']:.1f} ms (model {result['compute_ms']:.1f} ms)"
             )
@@ -407,6 +527,8 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
                 result["normalized_text"],
                 choices,
                 {"text": tweet, "label": result["label"]},
+                render_review(result, service.review_threshold),
+                highlighted_words(tweet, result),
             )
 
         @guarded
@@ -436,18 +558,25 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
             return render_header(metrics), render_stats(metrics), render_live_panel(metrics), metrics
 
         @guarded
-        def on_model_view() -> tuple[str, Figure | None, Figure | None, str]:
+        def on_model_view() -> tuple[str, Figure | None, Figure | None, str, str, Any]:
             if not service.ready:
-                return "The model is loading…", None, None, ""
+                return "The model is loading…", None, None, "", "", None
             info = service.model_info()
             confusion, balance = model_figures(info)
             report = info.get("cleaning_report_md") or "No cleaning report in this model folder."
-            return render_model_card(info), confusion, balance, _escape(report)
+            return (
+                render_model_card(info),
+                confusion,
+                balance,
+                _escape(report),
+                render_calibration(info),
+                reliability_frame(info),
+            )
 
         classify_event = {
             "fn": on_classify,
             "inputs": [text],
-            "outputs": [label, latency, normalized, correct, last_prediction],
+            "outputs": [label, latency, normalized, correct, last_prediction, review_note, words],
         }
         classify.click(**classify_event, **model_slot, **ui_only)
         text.submit(**classify_event, **model_slot, **ui_only)
@@ -471,12 +600,23 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
             show_progress="hidden",
             **ui_only,
         )
-        demo.load(on_model_view, outputs=[model_card, model_matrix, model_balance, cleaning_report], **ui_only)
+        demo.load(
+            on_model_view,
+            outputs=[model_card, model_matrix, model_balance, cleaning_report, calibration_card, reliability],
+            **ui_only,
+        )
 
         # ---- the public API (stable names; see README) --------------------------------------------
         def predict(text: str) -> dict:
-            """Classify one tweet: {label, scores, latency_ms, compute_ms, normalized_text, model_version}."""
+            """Classify one tweet: {label, scores, latency_ms, compute_ms, normalized_text, model_version,
+            needs_review}."""
             return guarded(service.predict)(text)
+
+        # Its own endpoint rather than a second argument of `predict`: Gradio's call API refuses a request
+        # with fewer values than the function has parameters, so a flag would break every one-value caller.
+        def explain(text: str) -> dict:
+            """`predict` plus `explanation`: each word of the text with its attribution toward the label."""
+            return guarded(service.predict)(text, explain=True)
 
         def predict_batch(texts: list[str]) -> list[dict]:
             """Classify a list of tweets in one server-side batch; one result per text, in order."""
@@ -491,6 +631,7 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
             return service.metrics()
 
         gr.api(predict, api_name="predict", **model_slot)
+        gr.api(explain, api_name="explain", **model_slot)
         gr.api(predict_batch, api_name="predict_batch", **model_slot)
         gr.api(feedback, api_name="feedback", concurrency_limit=4, concurrency_id="feedback")
         gr.api(metrics, api_name="metrics", concurrency_limit=None)
