@@ -563,6 +563,10 @@ class Predictor:
             raise InvalidInputError("text is empty or whitespace only: send some words")
         return text
 
+    def normalize(self, text: object) -> str:
+        """The text as the model sees it; raises ``InvalidInputError`` where ``predict`` would."""
+        return self._normalize(text, None)
+
     def predict(self, text: str) -> Prediction:
         return self._predict_many([text], self._single)[0]
 
