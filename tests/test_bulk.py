@@ -228,3 +228,19 @@ def test_kill_9_then_resume_gives_the_uninterrupted_output(tmp_path, tiny_model_
     assert resumed.read_bytes() == reference.read_bytes()
     assert len(pd.read_csv(resumed)) == rows
     assert not parts.exists()
+
+
+def test_unusable_inputs_and_options_are_one_line_errors(tmp_path, tiny_model_dir, predictor) -> None:
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    with pytest.raises(BulkError, match="is empty: pass a file with a header"):
+        predict_file(predictor, open_source(str(tmp_path / "empty.csv")), tmp_path / "out.csv")
+    (tmp_path / "ragged.csv").write_text('text\n"ok"\n"a","b","c"\n', encoding="utf-8")
+    with pytest.raises(BulkError, match=r"not well-formed .*fix the quoting"):
+        predict_file(predictor, open_source(str(tmp_path / "ragged.csv")), tmp_path / "out2.csv")
+    with pytest.raises(BulkError, match="unknown encoding --encoding 'klingon'"):
+        open_source(str(tmp_path / "ragged.csv"), encoding="klingon")
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    with pytest.raises(BulkError, match="not a readable parquet file"):
+        open_source(str(tmp_path / "broken.parquet"))
+    arguments = ["predict", "--model", str(tiny_model_dir), "--input", str(tmp_path / "ragged.csv")]
+    assert cli.main([*arguments, "--output", str(tmp_path / "o.csv"), "--chunk-rows", "0"]) == cli.EXIT_USAGE
