@@ -113,6 +113,9 @@ export: setup  ## ONNX fp32/int8 files + parity report for MODEL
 bench: setup  ## MODEL's backends vs the plain transformers pipeline (table; JSON in outputs/benchmark/)
 	$(CLI) benchmark --model $(MODEL) --rounds 5 --json outputs/benchmark/$(notdir $(MODEL)).json
 
+bench-bulk: setup  ## `predict` vs the transformers pipeline on MODEL's test split and a 100k-row file (table)
+	$(BIN)/python scripts/bench_bulk.py --model $(MODEL) --repeat-rows 100000 --json outputs/benchmark/bulk-$(notdir $(MODEL)).json
+
 bench-smoke: setup  ## CI: a few steps of real training, export, then the benchmark on 200 test tweets
 	rm -rf models/smoke models/smoke.checkpoints
 	$(CLI) train --config $(CONFIG) --config configs/smoke.yaml --output-dir models/smoke

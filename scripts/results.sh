@@ -2,7 +2,7 @@
 # Run the commands whose outputs the README shows, save each markdown table under docs/results/,
 # then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
 #   scripts/results.sh [data] [mojibake] [byod] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate]
-#                      [speed] [bench] [api] [load] [trust]
+#                      [speed] [bench] [api] [load] [trust] [bulk]
 # With no step, all of them run (about 45 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ cli="$bin/tweet-classifier"
 out=docs/results
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load trust)
+[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load trust bulk)
 
 # Trains CONFIG into FOLDER unless that folder already holds a finished model.
 train_once() {
@@ -67,6 +67,10 @@ for step in "${steps[@]}"; do
     bench)
       "$cli" export --model models/airline
       "$cli" benchmark --model models/airline --rounds 5 --json outputs/benchmark/airline.json >"$out/benchmark-airline.md" ;;
+    bulk)
+      # BULK_ROWS: a smaller repeated file where the pipeline's side of 100k rows takes too long.
+      "$bin/python" scripts/bench_bulk.py --model models/airline --repeat-rows "${BULK_ROWS:-100000}" \
+        --json outputs/benchmark/bulk-airline.json >"$out/bench-bulk-airline.md" ;;
     api)
       "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.txt" ;;
     load)

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("tweet_classifier.evaluate", "score a model folder or Hub id on a split"),
     "calibrate": ("tweet_classifier.calibration", "fit temperature scaling and the review threshold on validation"),
     "export": ("tweet_classifier.export", "export ONNX fp32/int8 files with a parity report"),
+    "predict": ("tweet_classifier.bulk", "score a CSV/TSV/JSONL/parquet file or a dataset in chunks (resumable)"),
     "benchmark": ("tweet_classifier.benchmark", "compare every backend with the plain transformers pipeline"),
     "push": ("tweet_classifier.hub", "push a model folder to the Hugging Face Hub in one atomic commit"),
     "deploy-space": ("tweet_classifier.hub", "upload the Gradio app to a Hugging Face Space"),

@@ -78,6 +78,12 @@ _ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_
 # Model input -> attribute of a tokenizers.Encoding.
 _TOKENIZER_COLUMNS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 CASCADE_FORMAT_VERSION = 1
+# Length bucketing (plan_batches): sorting 4,096 rows at a time already leaves only 1-2% padding at
+# batch 32; one batch of at most batch_size rows is split into up to 4 runs of similar length when the
+# padding saved outweighs 128 tokens per extra model call (the fixed cost of a call measured on MiniLM).
+BUCKET_CHUNK_ROWS = 4096
+MAX_SPLIT_GROUPS = 4
+SPLIT_CALL_COST_TOKENS = 128
 # The cascade graph takes its margin as an input, fed from cascade.json (calibrated by export).
 CASCADE_MARGIN_INPUT = "cascade_margin"
 # The AOTInductor package (a zip holding a shared library) and what it was compiled for.
@@ -424,6 +430,7 @@ class Predictor:
         # export saved (onnx/tokenizer.json: truncation and padding already set, no transformers import).
         self._tokenizer = None if is_rust_tokenizer(tokenizer) else tokenizer
         self._encoder = tokenizer if self._tokenizer is None else rust_encoder(tokenizer, self.max_length)
+        self._length_encoder = _unpadded(self._encoder)
         self._input_names = tuple(_TOKENIZER_COLUMNS) if self._tokenizer is None else tuple(tokenizer.model_input_names)
         # Set once the batch backend is loaded and warm (at once, unless load(defer_batch=True)).
         self.batch_ready = threading.Event()
@@ -581,6 +588,10 @@ class Predictor:
             raise InvalidInputError("text is empty or whitespace only: send some words")
         return text
 
+    def normalize(self, text: object) -> str:
+        """The text as the model sees it; raises ``InvalidInputError`` where ``predict`` would."""
+        return self._normalize(text, None)
+
     def predict(self, text: str) -> Prediction:
         return self._predict_many([text], self._single)[0]
 
@@ -620,6 +631,13 @@ class Predictor:
             for name in self._input_names
         }
 
+    def _token_lengths(self, texts: list[str]) -> list[int]:
+        """Tokens per text (characters for a slow tokenizer without a Rust encoder): what padding costs."""
+        if self._length_encoder is None:
+            return [len(text) for text in texts]
+        with self._tokenizer_lock:
+            return [len(encoding.ids) for encoding in self._length_encoder.encode_batch(texts)]
+
     def _predict_many(self, texts: list[object], backend: _Backend) -> list[Prediction]:
         normalized: list[str] = []
         normalize_ms: list[float] = []
@@ -627,13 +645,9 @@ class Predictor:
             started = time.perf_counter()
             normalized.append(self._normalize(text, position if len(texts) > 1 else None))
             normalize_ms.append((time.perf_counter() - started) * 1000)
-        order = list(range(len(texts)))
-        if len(texts) > self.batch_size:
-            # Similar lengths in one chunk means little padding; results go back in input order.
-            order.sort(key=lambda index: len(normalized[index]))
+        batches = [[0]] if len(texts) == 1 else plan_batches(self._token_lengths(normalized), self.batch_size)
         results: list[Prediction | None] = [None] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in batches:
             started = time.perf_counter()
             encoded = self._tokenize([normalized[index] for index in chunk])
             probabilities = self._probabilities(backend.logits(encoded))
@@ -673,6 +687,52 @@ def _calibration(folder: Path, weights_sha256: str) -> Calibration | None:
             f"re-run `tweet-classifier calibrate --model {folder}`"
         )
     return calibration
+
+
+def plan_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    chunk_rows: int = BUCKET_CHUNK_ROWS,
+    call_cost: int = SPLIT_CALL_COST_TOKENS,
+) -> list[list[int]]:
+    """Which rows go into each model call, as input positions; a pure function of the lengths, so two
+    engines given the same rows build the same batches (dynamic int8 depends on them).
+
+    More than ``batch_size`` rows: within each chunk of ``chunk_rows``, a stable sort by token count,
+    cut into batches of ``batch_size`` (on tweets 1-2% of the tokens are then padding, against 36% in
+    input order). At most ``batch_size`` rows: sorted the same way and cut into at most
+    ``MAX_SPLIT_GROUPS`` runs that minimise padded tokens plus ``call_cost`` tokens per extra call (a
+    call's fixed cost), so one batch of mixed lengths stops paying for its longest text in every row.
+    """
+    positions = list(range(len(lengths)))
+    if len(lengths) > batch_size:
+        batches = []
+        for start in range(0, len(positions), chunk_rows):
+            ordered = sorted(positions[start : start + chunk_rows], key=lambda index: lengths[index])
+            batches += [ordered[cut : cut + batch_size] for cut in range(0, len(ordered), batch_size)]
+        return batches
+    ordered = sorted(positions, key=lambda index: lengths[index])
+    sizes = [lengths[index] for index in ordered]
+    count = len(sizes)
+    # best[groups][end]: (padded tokens + call costs, start of the last run) for the first `end` rows.
+    best: list[list[tuple[float, int]]] = [[(0.0, 0)] + [(math.inf, 0)] * count]
+    for groups in range(1, MAX_SPLIT_GROUPS + 1):
+        row = [(math.inf, 0)] * (count + 1)
+        for end in range(1, count + 1):
+            for start in range(end):
+                previous = best[groups - 1][start][0]
+                if previous < math.inf:
+                    cost = previous + (end - start) * sizes[end - 1] + (call_cost if groups > 1 else 0)
+                    if cost < row[end][0]:
+                        row[end] = (cost, start)
+        best.append(row)
+    groups = min(range(1, MAX_SPLIT_GROUPS + 1), key=lambda number: (best[number][count][0], number))
+    cuts, end = [], count
+    for level in range(groups, 0, -1):
+        start = best[level][end][1]
+        cuts.append(ordered[start:end])
+        end = start
+    return cuts[::-1]
 
 
 def _warn_if_unverified(folder: Path, backend: str, weights_sha256: str) -> None:
@@ -716,6 +776,17 @@ def rust_encoder(tokenizer: Any, max_length: int) -> Any:
         pad_token=tokenizer.pad_token,
     )
     return encoder
+
+
+def _unpadded(encoder: Any) -> Any:
+    """A copy of the Rust encoder that truncates but does not pad: its ids count each text's tokens."""
+    if encoder is None:
+        return None
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(encoder.to_str())
+    copy.no_padding()
+    return copy
 
 
 def is_rust_tokenizer(tokenizer: Any) -> bool:
