@@ -347,6 +347,63 @@ def test_transient_commit_failures_are_retried(model_folder, hub_stub, capsys, c
     assert f"retry {times}/3" in caplog.text
 
 
+def test_a_commit_whose_answer_was_lost_is_found_not_made_twice(model_folder, hub_stub, capsys, caplog):
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    before = hub_stub.head(REPO_ID)
+    capsys.readouterr()
+    (model_folder / "metrics.json").write_text(json.dumps({**_metrics(), "retrained": True}), encoding="utf-8")
+    hub_stub.fail("POST", "/commit/", status=None, times=1, after=True)
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID, *FAST_RETRIES) == 0
+    result = stdout_json(capsys)
+    head = hub_stub.repo(REPO_ID).commits[hub_stub.head(REPO_ID)]
+    assert result["commit_sha"] == head.sha
+    assert head.parent == before  # exactly one new commit on top of the previous one
+    assert len(hub_stub.requests_matching("POST", "/commit/")) == 2  # the first push and one attempt
+    assert json.loads(hub_stub.files_at(REPO_ID)["metrics.json"])["retrained"] is True
+    assert "the previous attempt had landed" in caplog.text
+
+
+def test_every_commit_names_its_parent(model_folder, hub_stub):
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    first = hub_stub.head(REPO_ID)
+    (model_folder / "metrics.json").write_text(json.dumps({**_metrics(), "retrained": True}), encoding="utf-8")
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    header = json.loads(hub_stub.requests_matching("POST", "/commit/")[-1].body.decode().splitlines()[0])
+    assert header["value"]["parentCommit"] == first
+
+
+def test_a_revision_moved_during_the_push_is_not_clobbered(model_folder, hub_stub, capsys, caplog, monkeypatch):
+    from huggingface_hub import HfApi
+
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    capsys.readouterr()
+    list_files = HfApi.list_repo_files
+
+    def list_then_someone_commits(self, *args, **kwargs):
+        files = list_files(self, *args, **kwargs)
+        other = hub._hub_api(hub_stub.endpoint)
+        other.upload_file(path_or_fileobj=b"theirs", path_in_repo="notes.txt", repo_id=REPO_ID)
+        return files
+
+    monkeypatch.setattr(HfApi, "list_repo_files", list_then_someone_commits)
+    (model_folder / "metrics.json").write_text(json.dumps({**_metrics(), "retrained": True}), encoding="utf-8")
+    code = run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID, *FAST_RETRIES)
+    assert code == 2
+    assert hub_stub.files_at(REPO_ID)["notes.txt"] == b"theirs"  # the other writer's commit is still the head
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert any("HTTP 412" in message and "rerun the push" in message for message in errors)
+
+
+def test_a_retry_after_someone_else_committed_stops_with_nothing_changed(model_folder, hub_stub, monkeypatch):
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    api = hub._hub_api(hub_stub.endpoint)
+    parent = hub_stub.head(REPO_ID)
+    api.upload_file(path_or_fileobj=b"theirs", path_in_repo="notes.txt", repo_id=REPO_ID)
+    with pytest.raises(hub.HubError, match=r"moved to .* while this push was in flight"):
+        hub._landed_commit(api, REPO_ID, "model", "main", parent, "a title nobody used")
+    assert hub._landed_commit(api, REPO_ID, "model", "main", hub_stub.head(REPO_ID), "x") is None
+
+
 def test_transient_failure_on_repo_creation_is_retried(model_folder, hub_stub, capsys):
     hub_stub.fail("POST", "/api/repos/create", status=502, times=1)
     assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID, *FAST_RETRIES) == 0

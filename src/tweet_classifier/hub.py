@@ -25,7 +25,10 @@ branch is given). The staged folder is the whole Space: ``pip install -r require
 Credentials come from ``HF_TOKEN`` or the ``hf auth login`` file and are handed to ``huggingface_hub``
 untouched: no flag accepts one, nothing here logs or writes one, and every staged file is scanned for
 token-shaped strings before anything is sent. Transient failures (5xx, 429, dropped connections) are
-retried with exponential backoff (``hub.max_retries``, ``hub.retry_base_delay_s``).
+retried with exponential backoff (``hub.max_retries``, ``hub.retry_base_delay_s``). A commit names its
+parent (``parent_commit``) and is never re-sent blindly: a retry first reads the revision's history, so a
+commit whose answer was lost is found rather than made twice, and a revision someone else moved meanwhile
+stops the push instead of being clobbered (``_commit_folder``).
 
 Exit codes of both commands: 0 done, 1 the Hub stayed unavailable after the retries (nothing changed),
 2 a problem the user can fix (folder, token, repo id, permissions, offline mode).
@@ -376,7 +379,9 @@ def _user_error(error: BaseException, repo_id: str, what: str) -> HubError:
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     status = _status_code(error)
-    if isinstance(error, RevisionNotFoundError):
+    if status == 412:
+        advice = "the revision moved while pushing (another commit landed); nothing was committed: rerun the push"
+    elif isinstance(error, RevisionNotFoundError):
         advice = "check the revision (a branch name or a 40-character commit SHA)"
     elif isinstance(error, RepositoryNotFoundError) or status == 404:
         advice = f"check that {repo_id} exists and that your token can read it"
@@ -422,6 +427,33 @@ def _hub_api(endpoint: str | None) -> HfApi:
     return HfApi(endpoint=endpoint or None)
 
 
+@dataclass(frozen=True)
+class LandedCommit:
+    """A commit found on the Hub after its answer was lost: what ``create_commit`` would have returned."""
+
+    oid: str
+    commit_url: str
+
+
+def _landed_commit(api: HfApi, repo_id: str, repo_type: str, revision: str, parent: str, title: str) -> Any:
+    """Our commit if it is the revision's head (its title, directly on ``parent``); None if nothing landed.
+
+    Raises when someone else moved the revision meanwhile: a blind retry would then rebase our files on
+    their commit (``parent_commit`` makes the Hub refuse that anyway).
+    """
+    history = api.list_repo_commits(repo_id, repo_type=repo_type, revision=revision)
+    head = history[0].commit_id
+    if head == parent:
+        return None
+    if history[0].title == title and len(history) > 1 and history[1].commit_id == parent:
+        prefix = "" if repo_type == "model" else f"{repo_type}s/"
+        return LandedCommit(head, f"{api.endpoint}/{prefix}{repo_id}/commit/{head}")
+    raise HubError(
+        f"{repo_id}@{revision} moved to {head[:12]} while this push was in flight (another commit landed); "
+        "nothing of this push was committed: rerun it to publish on top of the new revision"
+    )
+
+
 def _commit_folder(
     api: HfApi,
     staging: Path,
@@ -435,15 +467,33 @@ def _commit_folder(
     commit_description: str,
     config: HubConfig,
 ) -> tuple[Any, list[str]]:
-    """One commit: add every staged file and delete allow-listed files the new set no longer has."""
+    """One commit: add every staged file and delete allow-listed files the new set no longer has.
+
+    The commit names its parent (``parent_commit``, the head the file list was read at), so it lands only
+    on the revision it was planned against. A retry never re-sends blindly: after a failed attempt the
+    revision's history says whether the commit landed anyway (its answer was lost), in which case that
+    commit is the result; whether nothing landed, in which case the same commit is sent again; or whether
+    someone else moved the revision, which stops the push with nothing changed.
+    """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
+    parent = call_with_retries(
+        lambda: api.repo_info(repo_id, repo_type=repo_type, revision=revision).sha, "read the revision", config
+    )
     existing = call_with_retries(
-        lambda: api.list_repo_files(repo_id, repo_type=repo_type, revision=revision), "list files", config
+        lambda: api.list_repo_files(repo_id, repo_type=repo_type, revision=parent), "list files", config
     )
     stale = sorted(path for path in existing if is_allowed(path, allow_list) and path not in files)
+    attempted = False
 
     def commit() -> Any:
+        nonlocal attempted
+        if attempted:
+            landed = _landed_commit(api, repo_id, repo_type, revision, parent, commit_message)
+            if landed is not None:
+                logger.warning("commit: the previous attempt had landed (%s); not sending it again", landed.oid)
+                return landed
+        attempted = True
         # Fresh operation objects per attempt: huggingface_hub marks them as used once committed.
         operations: list[Any] = [
             CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(staging / relative)) for relative in files
@@ -456,6 +506,7 @@ def _commit_folder(
             commit_description=commit_description,
             repo_type=repo_type,
             revision=revision,
+            parent_commit=parent,
         )
 
     return call_with_retries(commit, "commit", config), stale
