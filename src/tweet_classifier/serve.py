@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 from fastapi import Body, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from tweet_classifier.artifact import MANIFEST_NAME, ArtifactError, read_canary, read_json
@@ -47,6 +47,8 @@ from tweet_classifier.monitor import (
     ServingMonitor,
     unk_share,
 )
+from tweet_classifier.prometheus import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
+from tweet_classifier.prometheus import ServiceMetrics
 from tweet_classifier.text import normalize_tweet, text_traits
 
 logger = logging.getLogger(__name__)
@@ -396,6 +398,7 @@ class ClassifierService:
         self._feedback_lock = threading.Lock()
         self._background: list[threading.Thread] = []
         self.queue_depth: Callable[[], int] = lambda: 0
+        self.prometheus = ServiceMetrics(self.metrics)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self, background_checks: bool = True) -> None:
@@ -433,6 +436,7 @@ class ClassifierService:
                 drift_psi_threshold=self.config.drift_psi_threshold,
                 max_corrections=self.config.feedback_max_records,
             )
+            monitor.on_request = self.prometheus.observe
             replayed = monitor.load_corrections(self._stored_corrections())
             folder = getattr(predictor, "folder", None)
             self._metadata_dir = (
@@ -553,6 +557,7 @@ class ClassifierService:
         """One text; ``abandoned`` (set when the client disconnects) drops it if it is still waiting."""
         monitor = self._monitor()
         with monitor.track("predict") as timing:
+            timing.backend = self._backend_name(batch=False)
             checked = self._check_text(text)
             prediction = self._run_model(self._predictor().predict, checked, abandoned)
             self._observe(checked, prediction)
@@ -565,12 +570,17 @@ class ClassifierService:
         monitor = self._monitor()
         with monitor.track("predict_batch", n_texts=len(texts) if isinstance(texts, list | tuple) else 0) as timing:
             checked = self._check_texts(texts)
+            timing.backend = self._backend_name(batch=len(checked) > 1)
             predictions = self._run_model(self._predictor().predict_batch, checked, abandoned)
             for text, prediction in zip(checked, predictions, strict=True):
                 self._observe(text, prediction)
             timing.compute_ms = sum(prediction.compute_ms for prediction in predictions)
             timing.ok = True
             return [self._result(prediction, started=timing.started) for prediction in predictions]
+
+    def _backend_name(self, batch: bool) -> str:
+        """The backend a call runs on: the predictor sends one text to its single-text backend."""
+        return str(getattr(self._predictor(), "backend_batch" if batch else "backend_single", "unknown"))
 
     def _run_model(
         self,
@@ -819,6 +829,7 @@ class ClassifierService:
         scores: dict[str, list[float | None]] = {label: [None] * len(texts) for label in predictor.labels}
         batch_size = self.settings.inference.batch_size
         with monitor.track("classify_csv", n_texts=len(valid)) as timing:
+            timing.backend = self._backend_name(batch=len(valid) > 1)
             for start in range(0, len(valid), batch_size):
                 chunk = valid[start : start + batch_size]
                 predictions = self._run_model(predictor.predict_batch, [texts[index] for index in chunk])
@@ -1278,6 +1289,11 @@ def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
     @app.get("/v1/metrics")
     def v1_metrics() -> dict[str, Any]:
         return service.metrics()
+
+    @app.get("/metrics", response_class=Response)
+    def prometheus_metrics() -> Response:
+        """The same state in the Prometheus text format (``tweet_classifier.prometheus``)."""
+        return Response(service.prometheus.exposition(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     if service.settings.latency_probe:
 
