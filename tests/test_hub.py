@@ -16,6 +16,7 @@ from tests.hub_stub import CANARY_TOKEN, HubStub, connect_hub_client
 from tweet_classifier import cli, hub
 from tweet_classifier.config import HubConfig, load_config
 from tweet_classifier.metrics import classification_report_dict
+from tweet_classifier.portable import write_portable_pipeline
 
 # huggingface_hub's own LFS upload passes a file object as data=, which httpx2 flags; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -28,6 +29,7 @@ PUBLISHED = [
     "cleaning_report.json",
     "cleaning_report.md",
     "config.json",
+    "hf_pipeline.py",
     "metrics.json",
     "model.safetensors",
     "onnx/cascade.json",
@@ -37,6 +39,7 @@ PUBLISHED = [
     "onnx/parity.json",
     "onnx/tokenizer.json",
     "run_config.yaml",
+    "text.py",
     "tokenizer.json",
     "tokenizer_config.json",
     "tweet_classifier.json",
@@ -89,6 +92,7 @@ def make_publishable_folder(tiny_model_dir: Path, target: Path) -> Path:
     # Native code for the exporting machine's CPU: never published (and never fetched).
     (target / "onnx" / "model-bf16.pt2").write_bytes(b"PK compiled shared library")
     (target / "onnx" / "compiled.json").write_text(json.dumps({"torch": "2.13.0"}), encoding="utf-8")
+    write_portable_pipeline(target)  # as train and export leave it
     (target / "onnx" / "nested").mkdir()
     (target / "onnx" / "nested" / "other.onnx").write_bytes(b"not on the list")
     return target
@@ -758,3 +762,19 @@ def test_a_deploy_removes_the_package_from_where_earlier_deploys_put_it(project,
     assert run_cli("deploy-space", "--space-id", SPACE_ID, "--source", str(project)) == 0
     assert stdout_json(capsys)["deleted"] == ["src/tweet_classifier/old.py"]
     assert sorted(hub_stub.files_at(SPACE_ID, "main", "space")) == sorted([".gitattributes", *SPACE_FILES])
+
+
+def test_staging_adds_the_transformers_pipeline_and_cards_the_repo_id(model_folder, tmp_path):
+    # A folder trained before folders carried the pipeline.
+    (model_folder / "hf_pipeline.py").unlink()
+    (model_folder / "text.py").unlink()
+    config = json.loads((model_folder / "config.json").read_text(encoding="utf-8"))
+    del config["custom_pipelines"]
+    (model_folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    files = hub.stage_model_files(model_folder, tmp_path / "staged", "tweet-org/minilm-airline")
+    assert {"hf_pipeline.py", "text.py"} <= set(files)
+    config = json.loads((tmp_path / "staged" / "config.json").read_text(encoding="utf-8"))
+    assert "text-classification" in config["custom_pipelines"]
+    assert not (model_folder / "hf_pipeline.py").exists(), "the model folder itself must not be modified"
+    card_text = (tmp_path / "staged" / "README.md").read_text(encoding="utf-8")
+    assert 'model="tweet-org/minilm-airline", trust_remote_code=True' in card_text

@@ -66,6 +66,7 @@ from tweet_classifier.artifact import (
 )
 from tweet_classifier.config import ConfigError, HubConfig, load_config, parse_override
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.portable import PIPELINE_FILES, write_portable_pipeline
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -97,6 +98,9 @@ MODEL_ALLOW_LIST = (
     CANARY_INFO_NAME,
     "benchmark.json",
     "README.md",
+    # The transformers pipeline the repo ships (portable.py): pipeline(..., trust_remote_code=True).
+    "hf_pipeline.py",
+    "text.py",
     "onnx/*.onnx",
     "onnx/*.onnx.data",
     "onnx/*.onnx_data",
@@ -232,18 +236,20 @@ def _copy_files(source: Path, target: Path, files: Iterable[str]) -> None:
         shutil.copy2(source / relative, destination)
 
 
-def _regenerate_card(staging: Path) -> bool:
+def _regenerate_card(staging: Path, repo_id: str | None) -> bool:
     """Rewrite README.md from the staged files with card.py; False when card.py is not installed."""
     try:
         card = importlib.import_module("tweet_classifier.card")
     except ImportError:
         return False
-    card.write_model_card(staging)
+    card.write_model_card(staging, repo_id)
     return True
 
 
-def stage_model_files(model_dir: str | Path, staging: str | Path) -> list[str]:
-    """Copy the publishable files of a model folder into ``staging`` and regenerate the card there.
+def stage_model_files(model_dir: str | Path, staging: str | Path, repo_id: str | None = None) -> list[str]:
+    """Copy the publishable files of a model folder into ``staging``, add the ``transformers`` pipeline
+    (``portable``, for folders written before they carried it) and regenerate the card there with
+    snippets that load ``repo_id``.
 
     Returns the staged repo paths. The model folder itself is not modified.
     """
@@ -263,7 +269,9 @@ def stage_model_files(model_dir: str | Path, staging: str | Path) -> list[str]:
         logger.info("not published (not on the allow-list): %s", ", ".join(left_out))
     target = Path(staging)
     _copy_files(folder, target, files)
-    if _regenerate_card(target):
+    write_portable_pipeline(target)
+    files = sorted({*files, *PIPELINE_FILES})
+    if _regenerate_card(target, repo_id):
         files = sorted({*files, "README.md"})
     elif "README.md" not in files:
         raise HubError(f"{folder} has no model card (README.md) and card.py is unavailable to write one")
@@ -542,7 +550,7 @@ def push_model_folder(
     require_hub_access()
     with tempfile.TemporaryDirectory(prefix="tweet-classifier-push-") as staging_name:
         staging = Path(staging_name)
-        files = stage_model_files(folder, staging)
+        files = stage_model_files(folder, staging, repo_id)
         scan_for_secrets(staging, files, _current_secrets())
         summary, description = _commit_text(staging, folder.resolve().name, files)
         api = _hub_api(endpoint)
@@ -584,7 +592,7 @@ def _is_hub_error(error: BaseException) -> bool:
 def dry_run_model_folder(model_dir: str | Path, out_dir: str | Path, repo_id: str, revision: str) -> PublishResult:
     """Write exactly the files ``push`` would upload into ``out_dir``; no network, no token needed."""
     target = _empty_output_folder(out_dir)
-    files = stage_model_files(model_dir, target)
+    files = stage_model_files(model_dir, target, repo_id)
     scan_for_secrets(target, files, _current_secrets())
     return PublishResult(repo_id, "model", revision, files, dry_run_dir=str(target))
 
