@@ -2,6 +2,7 @@
 # Run the commands whose outputs the README shows, save each markdown table under docs/results/,
 # then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
 #   scripts/results.sh [data] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate] [speed] [bench] [api] [load]
+#                      [pipeline]
 # With no step, all of them run (about 45 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ cli="$bin/tweet-classifier"
 out=docs/results
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(data baseline ablation train seeds tweet-eval evaluate speed bench api load)
+[ ${#steps[@]} -gt 0 ] || steps=(data baseline ablation train seeds tweet-eval evaluate speed bench api load pipeline)
 
 # Trains CONFIG into FOLDER unless that folder already holds a finished model.
 train_once() {
@@ -61,6 +62,8 @@ for step in "${steps[@]}"; do
       "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.txt" ;;
     load)
       "$bin/python" scripts/load_with_corrections.py --model models/airline >"$out/load-corrections.txt" ;;
+    pipeline)
+      "$bin/python" scripts/pipeline_parity.py --model models/airline >"$out/pipeline-parity.md" ;;
     *)
       echo "results: unknown step '$step'" >&2
       exit 2 ;;

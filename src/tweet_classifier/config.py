@@ -305,6 +305,9 @@ class ServeConfig(_Section):
     # SIGTERM: requests already running finish; waiting ones may still start during the first half of
     # this grace and are answered "busy" after it, so nothing is cut off when it ends.
     graceful_shutdown_s: float = Field(30.0, ge=0)
+    # Serve the public API functions as MCP tools too (Gradio's MCP server, streamable HTTP at
+    # /gradio_api/mcp/); needs the `mcp` package (requirements.txt pins it).
+    mcp_server: bool = True
 
     @model_validator(mode="after")
     def _check_serving_limits(self) -> ServeConfig:

@@ -1344,6 +1344,7 @@ def _mount_gradio(app: FastAPI, service: ClassifierService, waiting_room: Waitin
         theme=THEME,
         css=UI_CSS,
         ssr_mode=False,
+        mcp_server=service.config.mcp_server,
     )
     # Gradio checks that a file an event receives was uploaded (gradio/processing_utils.py
     # _check_allowed) only once blocks.has_launched is true, which launch() sets and
