@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the commands whose outputs the README shows, save each markdown table under docs/results/,
 # then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
-#   scripts/results.sh [data] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate] [speed] [bench] [api] [load]
-#                      [pipeline]
+#   scripts/results.sh [data] [mojibake] [byod] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate]
+#                      [speed] [bench] [api] [load] [pipeline]
 # With no step, all of them run (about 45 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ cli="$bin/tweet-classifier"
 out=docs/results
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(data baseline ablation train seeds tweet-eval evaluate speed bench api load pipeline)
+[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load pipeline)
 
 # Trains CONFIG into FOLDER unless that folder already holds a finished model.
 train_once() {
@@ -35,6 +35,15 @@ for step in "${steps[@]}"; do
   case "$step" in
     data)
       "$cli" data --config configs/airline.yaml --out outputs/data/airline >"$out/cleaning-airline.md" ;;
+    mojibake)
+      "$bin/python" scripts/lossy_mojibake_table.py >"$out/lossy-mojibake.md" ;;
+    byod)
+      # The README's "Bring your own data" configs on the small inputs the script writes.
+      "$bin/python" scripts/byod_examples.py outputs/byod-data >/dev/null
+      for name in reviews sms feedback; do
+        DATA_DIR=outputs/byod-data "$cli" data --config "configs/examples/$name.yaml" --out "outputs/data/byod-$name" \
+          >"$out/byod-$name.md"
+      done ;;
     baseline)
       for name in airline tweet_eval_hate tweet_eval_offensive; do
         "$cli" baseline --config "configs/$name.yaml" --out "outputs/baseline/$name" >"$out/baseline-$name.md"

@@ -237,8 +237,13 @@ def test_error_malformed_csv(tmp_path: Path) -> None:
     path.write_text(
         'id,text,label\n1,"fine",neutral\n2,"unclosed quote,neutral\n3,x,positive,extra\n', encoding="utf-8"
     )
-    with pytest.raises(DataError, match=r"broken.csv is not a well-formed CSV \(.*\): fix the quoting"):
+    with pytest.raises(DataError) as error:
         prepare_data(make_config(path))
+    assert str(error.value) == (
+        f"{path} line 3 ('2,\"unclosed quote,neutral') cannot be parsed as csv (EOF inside string starting at row 2): "
+        "set data.quoting: none if '\"' in the texts is an ordinary character; or data.delimiter if the columns "
+        "are not separated by ','; or data.header: false with data.column_names if the first line is data"
+    )
 
 
 def test_error_empty_file_and_header_only(tmp_path: Path) -> None:
@@ -258,8 +263,8 @@ def test_error_unsupported_format(tmp_path: Path) -> None:
     with pytest.raises(DataError) as error:
         prepare_data(make_config(path))
     assert str(error.value) == (
-        f"unsupported data file format '.xlsx' for {path}: use one of .csv, .jsonl, .ndjson, .parquet, .pq "
-        "or set data.format (csv, jsonl, parquet)"
+        f"unsupported data file format '.xlsx' for {path}: use one of .csv, .jsonl, .ndjson, .parquet, .pq, "
+        ".tab, .tsv or set data.format (csv, tsv, jsonl, parquet)"
     )
 
 
@@ -339,8 +344,12 @@ def test_error_cleaning_removed_every_row(tmp_path: Path) -> None:
         data={"confidence_column": "confidence"},
         cleaning={"low_confidence": {"policy": "drop"}},
     )
-    with pytest.raises(DataError, match="cleaning removed every row"):
+    with pytest.raises(DataError) as error:
         prepare_data(config)
+    assert str(error.value) == (
+        "cleaning step 'low_confidence' removed every row (30 in, 30 removed: labels with confidence below 0.7: "
+        "drop): lower cleaning.low_confidence.threshold or set cleaning.low_confidence.policy: weight"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- cleaning
@@ -824,6 +833,25 @@ def test_airline_no_normalized_text_in_two_splits(airline: PreparedData) -> None
     assert len(airline.test) / len(all_rows(airline)) == pytest.approx(0.15, abs=0.01)
     assert set(airline.train["group"]) == {"Virgin America", "United", "Southwest", "Delta", "US Airways", "American"}
     assert airline.train["weight"].between(0.3, 1.0).all()
+
+
+def test_airline_no_coarse_key_in_two_splits(airline: PreparedData) -> None:
+    from tweet_classifier.split_groups import coarse_key
+
+    normalize = load_config([AIRLINE_CONFIG]).normalize
+    train, validation, test = (
+        set(airline.split(name)["text"].map(lambda text: coarse_key(text, normalize)))
+        for name in ("train", "validation", "test")
+    )
+    assert not train & validation
+    assert not train & test
+    assert not validation & test
+    assert coarse_key("@user YOU SUCK!", normalize) == coarse_key("@user you suck!", normalize)
+    grouping = airline.report.grouping
+    assert grouping["groups_merged"] > 20
+    assert 0 < grouping["rows_moved"] < 100
+    assert airline.report.step("split_grouping").rows_touched == grouping["rows_moved"]
+    assert airline.report.step("near_duplicate_conflicts").rows_removed > 0
 
 
 def test_tweet_eval_hate_test_overlap_is_counted_and_removed() -> None:

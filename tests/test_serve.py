@@ -888,7 +888,7 @@ def test_load_with_corrections_measures_three_phases_and_stores_the_corrections(
     with running_server(service, with_ui=False) as base_url:
         assert wait_for_start_up_work(base_url, timeout_s=0.1, interval_s=0.01) == "not started"  # no canary here
         results = load_with_corrections(
-            base_url, clients=3, duration_s=0.6, rounds=1, interval_s=0.05, corrections_per_s=20, texts=["thanks", ""]
+            base_url, clients=3, duration_s=2.0, rounds=1, interval_s=0.05, corrections_per_s=20, texts=["thanks", ""]
         )
     phases = results["phases"]
     assert [phases[name]["clients"] for name in ("single", "clients", "clients_corrections")] == [1, 3, 3]

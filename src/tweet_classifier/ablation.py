@@ -151,7 +151,7 @@ def cleaning_steps(config: RunConfig) -> list[AblationStep]:
     add(
         "low-confidence labels",
         f"labels under confidence {low.threshold:g}: {low.policy}",
-        data.confidence_column is not None and low.policy != "keep",
+        data.has_confidence and low.policy != "keep",
         {"cleaning": {"low_confidence": {"policy": "keep"}}},
     )
     noise = cleaning.label_noise

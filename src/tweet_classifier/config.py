@@ -71,6 +71,18 @@ class SplitConfig(_Section):
     train_split: str = "train"
     validation_split: str = "validation"
     test_split: str = "test"
+    # Rows are also grouped by a coarse key (case-folded, URL/handle placeholders, punctuation and
+    # spacing removed) so near-identical texts never land in two splits. With a threshold, texts whose
+    # character-shingle Jaccard similarity (MinHash LSH estimate) is at least this are grouped too.
+    coarse_grouping: bool = True
+    near_duplicate_threshold: float | None = Field(None, gt=0.0, le=1.0)
+
+
+class VoteColumns(_Section):
+    # Annotator votes as the label confidence: one count column per label name, and optionally the
+    # column with the number of annotators (default: the sum of the count columns).
+    counts: dict[str, str]
+    total: str | None = None
 
 
 class DataConfig(_Section):
@@ -79,8 +91,18 @@ class DataConfig(_Section):
     source: str
     # Hub dataset config name (e.g. "hate" for tweet_eval).
     subset: str | None = None
-    format: Literal["auto", "csv", "jsonl", "parquet", "hub"] = "auto"
+    # auto: from the file suffix (.csv, .tsv, .jsonl, .parquet); a suffix-less file needs a format.
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "hub"] = "auto"
+    # A codec name, or "auto": detected by charset-normalizer (the cleaning report names the choice).
     encoding: str = "utf-8"
+    # Delimited files (csv/tsv) only. delimiter: one character (default "," for csv, a tab for tsv);
+    # header: false for files without a header row, whose columns are then named by column_names
+    # (with a header row, column_names renames the columns); quoting "none" reads quotes as ordinary
+    # characters (texts with unbalanced '"').
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    header: bool = True
+    column_names: list[str] | None = None
+    quoting: Literal["minimal", "none"] = "minimal"
     text_column: str = "text"
     label_column: str = "label"
     id_column: str | None = None
@@ -94,6 +116,24 @@ class DataConfig(_Section):
     # Debug aid (as in transformers' run_classification): keep only the first N rows of each split.
     max_rows: int | None = Field(None, gt=0)
     split: SplitConfig = SplitConfig()
+    # Per-label annotator vote counts turned into the confidence cleaning.low_confidence uses
+    # (votes for the row's label / annotators); an alternative to confidence_column.
+    vote_columns: VoteColumns | None = None
+
+    @property
+    def has_confidence(self) -> bool:
+        """A per-row label confidence is configured (a confidence column or annotator votes)."""
+        return self.confidence_column is not None or self.vote_columns is not None
+
+    @model_validator(mode="after")
+    def _check_reading_keys(self) -> DataConfig:
+        if not self.header and not self.column_names:
+            raise ValueError("data.header is false: name the columns in data.column_names, e.g. [label, text]")
+        if self.column_names is not None and len(set(self.column_names)) != len(self.column_names):
+            raise ValueError(f"data.column_names has repeated names: {self.column_names}")
+        if self.vote_columns is not None and self.confidence_column is not None:
+            raise ValueError("set data.confidence_column or data.vote_columns, not both")
+        return self
 
 
 class NormalizeConfig(_Section):
@@ -147,6 +187,9 @@ class CleaningConfig(_Section):
     drop_exact_duplicates: bool = True
     # Records that share an id but disagree on the label: drop all of them or keep the first.
     id_conflicts: Literal["drop", "keep_first", "off"] = "drop"
+    # An id column with fewer distinct values than this fraction of rows (or any value in scientific
+    # notation, as a spreadsheet writes 18-digit tweet ids: 5.70E+17) is mangled: not used to de-duplicate.
+    id_min_distinct_fraction: float = Field(0.5, ge=0.0, le=1.0)
     # Texts equal after normalization with different labels: weighted majority vote by
     # confidence, or drop the whole group.
     text_conflicts: Literal["vote", "drop", "off"] = "vote"
@@ -154,6 +197,9 @@ class CleaningConfig(_Section):
     dedupe_normalized: bool = True
     low_confidence: LowConfidenceConfig = LowConfidenceConfig()
     repairs: list[TextRepair] = Field(default_factory=list)
+    # Undo the residue of a lossy UTF-8 -> Windows-1252 -> Mac Roman export (lossy_mojibake.py) where
+    # exactly one character produces it; before the repairs above. A no-op on text without residue.
+    repair_lossy_mojibake: bool = True
     # Official-split datasets: test texts that also occur in train.
     test_overlap: Literal["report", "remove_from_train"] = "remove_from_train"
     label_noise: LabelNoiseConfig = LabelNoiseConfig()

@@ -1,8 +1,9 @@
 """Load a dataset, clean it with a report, and split it without leakage.
 
-``prepare_data(config)`` runs: load (local CSV/JSONL/parquet file, a folder in Hub layout, or a Hub
-dataset id) -> validate columns and labels -> survey known problems -> cleaning steps (each counts the
-rows it touched and keeps a few examples) -> split (stratified+grouped, temporal or official) ->
+``prepare_data(config)`` runs: load (a local CSV/TSV/JSONL/parquet file read by ``readers.py``, a folder
+in Hub layout, or a Hub dataset id) -> validate columns and labels -> survey known problems -> cleaning
+steps (each counts the rows it touched and keeps a few examples) -> split (stratified or temporal, with
+near-identical texts kept together by ``split_groups.py``, or official) ->
 optional label-noise audit of the train split (``audit.py``). ``write_prepared`` saves the splits,
 the report and the resolved config; ``read_prepared`` loads them back; ``tweet-classifier data``
 does both from the command line.
@@ -25,8 +26,16 @@ import numpy as np
 import pandas as pd
 
 from tweet_classifier.config import RunConfig, data_dir, load_config, save_config
-from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.text import NORMALIZER_VERSION, count_html_entities, looks_like_mojibake, normalize_tweet
+from tweet_classifier.lossy_mojibake import count_lossy_residues, repair_lossy_mojibake
+from tweet_classifier.readers import DataError, read_data_file, refuse_delimited_keys
+from tweet_classifier.split_groups import SHINGLE_DESCRIPTION, group_ids, keep_groups_together
+from tweet_classifier.text import (
+    NORMALIZER_VERSION,
+    count_html_entities,
+    has_invisible_characters,
+    looks_like_mojibake,
+    normalize_tweet,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +47,6 @@ CONFIG_YAML = "config.yaml"
 
 # Origin of rows from a source without its own splits (or whose splits are pooled and re-split).
 _POOLED = "all"
-_FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 # "owner/name" or a legacy single-word id such as "tweet_eval"; never a path with a file suffix.
 _HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _ZERO_COORDINATES = "[0.0, 0.0]"
@@ -46,10 +54,6 @@ _ZERO_COORDINATES = "[0.0, 0.0]"
 _MARKDOWN_EXAMPLE_CHARS = 90
 # Characters kept on each side of the first change in before/after examples.
 _EXAMPLE_CONTEXT_CHARS = 30
-
-
-class DataError(TweetClassifierError):
-    """The dataset cannot be loaded or used as configured; the message says what to change."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -79,12 +83,18 @@ class CleaningReport:
     rows_loaded: dict[str, int]
     columns: list[str]
     findings: dict[str, int] = field(default_factory=dict)
+    # The text defects of ``findings`` counted again on the cleaned (model) text: what cleaning left.
+    after_cleaning: dict[str, int] = field(default_factory=dict)
     empty_optional_columns: dict[str, int] = field(default_factory=dict)
     steps: list[CleaningStep] = field(default_factory=list)
     class_balance: dict[str, dict[str, int]] = field(default_factory=dict)
     split_sizes: dict[str, int] = field(default_factory=dict)
     overlap: dict[str, int] = field(default_factory=dict)
+    # split_groups.GroupingSummary of the near-duplicate grouping (stratified/temporal splits).
+    grouping: dict[str, int] = field(default_factory=dict)
     label_noise: dict[str, Any] | None = None
+    # How the source was read: format, encoding (and whether it was detected), delimiter, header, quoting.
+    reading: dict[str, Any] = field(default_factory=dict)
     normalizer_version: str = NORMALIZER_VERSION
     seed: int = 42
 
@@ -110,6 +120,7 @@ class CleaningReport:
             f"Labels: {', '.join(self.labels)}. Split: {self.split_strategy} (seed {self.seed}). "
             f"Normalizer version {self.normalizer_version}. "
             f"Rows loaded: {', '.join(f'{name} {count}' for name, count in self.rows_loaded.items())}.",
+            *([f"Read as: {_describe_reading(self.reading)}."] if self.reading else []),
             "",
             "## Cleaning steps",
             "",
@@ -122,8 +133,10 @@ class CleaningReport:
                 f"| {step.name}{state} | {step.rows_in} | {step.rows_touched} | {step.rows_removed} "
                 f"| {_markdown_cell(step.description)} |"
             )
-        lines += ["", "## Findings in the raw data", "", "| finding | rows |", "|---|---:|"]
-        lines += [f"| {name} | {count} |" for name, count in self.findings.items()]
+        lines += ["", "## Findings in the raw data", "", "| finding | rows | after cleaning |", "|---|---:|---:|"]
+        lines += [
+            f"| {name} | {count} | {self.after_cleaning.get(name, '')} |" for name, count in self.findings.items()
+        ]
         if self.empty_optional_columns:
             lines += ["", "## Empty cells in optional columns", "", "| column | empty rows |", "|---|---:|"]
             lines += [f"| {name} | {count} |" for name, count in self.empty_optional_columns.items()]
@@ -149,6 +162,22 @@ class CleaningReport:
             for name, example in examples:
                 lines.append(f"| {name} | {_markdown_cell(_describe_example(example))} |")
         return "\n".join(lines) + "\n"
+
+
+def _describe_reading(reading: dict[str, Any]) -> str:
+    parts = [str(reading.get("format", "?"))]
+    if "encoding" in reading:
+        how = " (detected by charset-normalizer"
+        if reading.get("encoding_alternatives"):
+            how += f"; next candidates {', '.join(reading['encoding_alternatives'])}"
+        parts.append(f"encoding {reading['encoding']}" + (how + ")" if reading.get("encoding_detected") else ""))
+    if "delimiter" in reading:
+        parts.append(f"delimiter {reading['delimiter']!r}")
+    if "header" in reading:
+        parts.append("header row" if reading["header"] else "no header row")
+    if "quoting" in reading:
+        parts.append(f"quoting {reading['quoting']}")
+    return ", ".join(parts)
 
 
 def _describe_example(example: dict[str, Any]) -> str:
@@ -209,6 +238,8 @@ class _Loaded:
     frames: dict[str, pd.DataFrame]
     description: str
     class_label_names: list[str] | None = None
+    # How a file was read (readers.ReadInfo.to_dict()); a Hub dataset says so.
+    reading: dict[str, Any] = field(default_factory=lambda: {"format": "hub"})
 
 
 def prepare_data(config: RunConfig) -> PreparedData:
@@ -248,10 +279,12 @@ def prepare_data(config: RunConfig) -> PreparedData:
         rows_loaded=rows_loaded,
         columns=source_columns,
         seed=config.seed,
+        reading=loaded.reading,
     )
     _survey(raw, label_values, config, report)
     work = _working_frame(raw, label_values, config)
     work = _clean(work, config, report)
+    report.after_cleaning = _text_defects(work["text"], config, repaired_texts=work["source_text"])
     splits = _split(work, config, report)
     if data.max_rows is not None:
         splits = {name: frame.head(data.max_rows) for name, frame in splits.items()}
@@ -296,24 +329,15 @@ def load_raw(config: RunConfig) -> _Loaded:
     """Read the configured source into raw frames by split, before any validation or cleaning."""
     data = config.data
     if data.format == "hub":
+        refuse_delimited_keys(f"Hub dataset {data.source}", data, "a Hub dataset")
         return _load_hub(data.source, data.subset, f"Hub dataset {data.source}")
     path = resolve_source(data.source)
     if path.is_dir():
+        refuse_delimited_keys(str(path), data, "a Hub-layout folder")
         return _load_hub(str(path), data.subset, f"{path}" + (f" ({data.subset})" if data.subset else ""))
-    file_format = data.format if data.format != "auto" else _FILE_FORMATS.get(path.suffix.lower())
     if path.is_file():
-        if file_format is None:
-            raise DataError(
-                f"unsupported data file format {path.suffix or '(no suffix)'!r} for {path}: "
-                f"use one of {', '.join(sorted(_FILE_FORMATS))} or set data.format (csv, jsonl, parquet)"
-            )
-        readers: dict[str, Callable[[Path, str], pd.DataFrame]] = {
-            "csv": _read_csv,
-            "jsonl": _read_jsonl,
-            "parquet": _read_parquet,
-        }
-        frame = readers[file_format](path, data.encoding)
-        return _Loaded({_POOLED: frame}, str(path))
+        frame, info = read_data_file(path, data)
+        return _Loaded({_POOLED: frame}, str(path), reading=info.to_dict())
     if path.suffix == "" and data.format == "auto" and _HUB_ID_PATTERN.match(data.source):
         # Not on disk and shaped like a Hub id: the real Hub fallback.
         return _load_hub(
@@ -326,65 +350,6 @@ def load_raw(config: RunConfig) -> _Loaded:
         f"data file not found: {path} (data.source={data.source!r} resolved against DATA_DIR={data_dir()}): "
         "set DATA_DIR to the folder holding the data or fix data.source"
     )
-
-
-def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
-    try:
-        # Only truly empty cells are missing: a tweet reading "NA" or "null" is text.
-        return pd.read_csv(path, encoding=encoding, dtype=str, keep_default_na=False, na_values=[""])
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path} is not valid {encoding} (byte {error.object[error.start : error.start + 1]!r} at offset "
-            f"{error.start}): set data.encoding to the file's encoding, e.g. --set data.encoding=latin-1"
-        ) from None
-    except LookupError:
-        raise DataError(f"unknown encoding data.encoding={encoding!r}: use e.g. utf-8, latin-1 or mac_roman") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty: point data.source at a file with a header and rows") from None
-    except pd.errors.ParserError as error:
-        detail = str(error).strip().splitlines()[-1]
-        raise DataError(
-            f"{path} is not a well-formed CSV ({detail}): fix the quoting/column count on that line "
-            "or re-export the file"
-        ) from None
-
-
-def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
-    try:
-        lines = path.read_text(encoding=encoding).splitlines()
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path} is not valid {encoding} (offset {error.start}): set data.encoding to the file's "
-            "encoding, e.g. --set data.encoding=latin-1"
-        ) from None
-    except LookupError:
-        raise DataError(f"unknown encoding data.encoding={encoding!r}: use e.g. utf-8, latin-1 or mac_roman") from None
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{path} line {number} is not valid JSON ({error.msg}): write one JSON object per line"
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(
-                f"{path} line {number} is a JSON {type(record).__name__}, not an object: "
-                'write one object per line, e.g. {"text": "...", "label": "..."}'
-            )
-        records.append(record)
-    return pd.DataFrame.from_records(records)
-
-
-def _read_parquet(path: Path, encoding: str) -> pd.DataFrame:
-    import pyarrow as pa
-
-    try:
-        return pd.read_parquet(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise DataError(f"{path} is not a readable parquet file ({error}): re-export it or set data.format") from None
 
 
 def _load_hub(path_or_id: str, subset: str | None, description: str, not_found_hint: str = "") -> _Loaded:
@@ -433,7 +398,13 @@ def _configured_columns(config: RunConfig) -> dict[str, str | None]:
         "data.confidence_column": data.confidence_column,
         "data.timestamp_column": data.timestamp_column,
         "data.group_column": data.group_column,
+        **{f"data.vote_columns.counts.{label}": column for label, column in _vote_counts(config).items()},
+        "data.vote_columns.total": data.vote_columns.total if data.vote_columns is not None else None,
     }
+
+
+def _vote_counts(config: RunConfig) -> dict[str, str]:
+    return dict(config.data.vote_columns.counts) if config.data.vote_columns is not None else {}
 
 
 def _check_columns(config: RunConfig, columns: list[str], description: str) -> None:
@@ -506,16 +477,9 @@ def _survey(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig, repor
         findings["repeated_ids"] = int(ids.duplicated().sum())
         labels_per_id = pd.DataFrame({"id": ids, "label": label_values}).groupby("id")["label"].nunique()
         findings["ids_with_conflicting_labels"] = int((labels_per_id > 1).sum())
-    unique_texts = pd.Series(texts.unique())
-    entity_counts = dict(zip(unique_texts, unique_texts.map(count_html_entities), strict=True))
-    findings["rows_with_html_entities"] = int((texts.map(entity_counts) > 0).sum())
-    findings["rows_with_newlines"] = int(texts.str.contains(r"[\r\n]", regex=True).sum())
-    mojibake = dict(zip(unique_texts, unique_texts.map(looks_like_mojibake), strict=True))
-    findings["rows_with_mojibake"] = int(texts.map(mojibake).sum())
-    for repair in config.cleaning.repairs:
-        findings[f"rows_matching_repair_{repair.name}"] = int(texts.str.contains(repair.pattern, regex=True).sum())
-    if config.data.confidence_column is not None:
-        confidence = _confidence(raw, config)
+    findings.update(_text_defects(texts, config))
+    if config.data.has_confidence:
+        confidence = _confidence(raw, label_values, config)
         threshold = config.cleaning.low_confidence.threshold
         findings[f"labels_with_confidence_below_{threshold:g}"] = int((confidence < threshold).sum())
     coordinates = config.cleaning.coordinates_column
@@ -533,12 +497,40 @@ def _survey(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig, repor
     report.class_balance["before"] = _label_counts(label_values, report.labels)
 
 
+def _text_defects(texts: pd.Series, config: RunConfig, repaired_texts: pd.Series | None = None) -> dict[str, int]:
+    """Rows with each text defect; counted on the raw text (findings) and on the cleaned text (after_cleaning).
+
+    Lossy-mojibake residue after cleaning is counted on ``repaired_texts`` (after the repairs, before
+    normalization): NFKC and ftfy turn what is left (``_Ÿ˜_``) into garbage no table recognizes.
+    """
+
+    def rows_where(check: Callable[[str], bool | int], values: pd.Series = texts) -> int:
+        unique = pd.Series(values.unique(), dtype=object)
+        by_text = dict(zip(unique, unique.map(lambda text: bool(check(text))), strict=True))
+        return int(values.map(by_text).sum())
+
+    defects = {
+        "rows_with_html_entities": rows_where(count_html_entities),
+        "rows_with_newlines": int(texts.str.contains(r"[\r\n]", regex=True).sum()),
+        "rows_with_control_characters": rows_where(has_invisible_characters),
+        "rows_with_mojibake": rows_where(looks_like_mojibake),
+        "rows_with_lossy_mojibake_residue": rows_where(
+            count_lossy_residues, texts if repaired_texts is None else repaired_texts
+        ),
+    }
+    for repair in config.cleaning.repairs:
+        defects[f"rows_matching_repair_{repair.name}"] = int(texts.str.contains(repair.pattern, regex=True).sum())
+    return defects
+
+
 def _label_counts(values: pd.Series, labels: list[str]) -> dict[str, int]:
     counts = values.value_counts()
     return {label: int(counts.get(label, 0)) for label in labels}
 
 
-def _confidence(raw: pd.DataFrame, config: RunConfig) -> pd.Series:
+def _confidence(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig) -> pd.Series:
+    if config.data.vote_columns is not None:
+        return _vote_confidence(raw, label_values, config)
     column = config.data.confidence_column
     assert column is not None  # callers check; keeps the type checker honest
     values = pd.to_numeric(raw[column], errors="coerce")
@@ -568,7 +560,7 @@ def _working_frame(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig
             "fingerprint": pd.util.hash_pandas_object(raw.astype(str), index=False).to_numpy(),
             "raw_text": raw[data.text_column].fillna("").astype(str),
             "label": label_values,
-            "confidence": _confidence(raw, config) if data.confidence_column is not None else 1.0,
+            "confidence": _confidence(raw, label_values, config) if data.has_confidence else 1.0,
             "repaired": False,
             "weight": 1.0,
         }
@@ -581,6 +573,50 @@ def _working_frame(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig
     if data.timestamp_column is not None:
         work["timestamp"] = _parse_timestamps(raw[data.timestamp_column], data.timestamp_column)
     return work
+
+
+def _vote_confidence(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig) -> pd.Series:
+    """Votes for the row's label / annotators (the total column, or the sum of the count columns)."""
+    votes = config.data.vote_columns
+    assert votes is not None  # callers check
+    labels = sorted(set(label_values.dropna().unique()))
+    missing = [label for label in labels if label not in votes.counts]
+    if missing:
+        raise DataError(
+            f"data.vote_columns.counts has no column for the labels {missing}: add e.g. "
+            f"data.vote_columns.counts.{missing[0]}=<column with its votes>"
+        )
+    columns = {f"data.vote_columns.counts.{label}": column for label, column in votes.counts.items()}
+    if votes.total is not None:
+        columns["data.vote_columns.total"] = votes.total
+    numbers = {}
+    for key, column in columns.items():
+        values = pd.to_numeric(raw[column], errors="coerce")
+        bad = raw[column][(values.isna() & raw[column].notna()) | (values < 0)]
+        if not bad.empty:
+            shown = ", ".join(repr(value) for value in bad.astype(str).unique()[:5])
+            raise DataError(
+                f"vote column {column!r} ({key}) has {len(bad)} values that are not counts >= 0 (e.g. {shown}): "
+                "fix the data or the column name"
+            )
+        numbers[key] = values.fillna(0.0)
+    counts = pd.DataFrame({label: numbers[f"data.vote_columns.counts.{label}"] for label in votes.counts})
+    total = numbers["data.vote_columns.total"] if votes.total is not None else counts.sum(axis=1)
+    own = pd.Series(
+        [counts.at[index, label] if isinstance(label, str) else np.nan for index, label in label_values.items()],
+        index=raw.index,
+        dtype=float,
+    )
+    confidence = own / total.where(total > 0)
+    over = confidence > 1
+    if over.any():
+        example = raw.index[over][0]
+        raise DataError(
+            f"{int(over.sum())} rows have more votes for their label than data.vote_columns.total "
+            f"{votes.total!r} (e.g. row {example}: {own[example]:g} of {total[example]:g}): fix the total column"
+        )
+    # A row without votes is treated as fully confident rather than dropped (as with confidence_column).
+    return confidence.fillna(1.0).astype(float)
 
 
 def _parse_timestamps(values: pd.Series, column: str) -> pd.Series:
@@ -625,6 +661,8 @@ def _clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.
     limit = cleaning.examples_per_step
 
     def record(name: str, description: str, rows_in: int, enabled: bool = True) -> CleaningStep:
+        if rows_in == 0:
+            _raise_emptied(report.steps)
         step = CleaningStep(name=name, description=description, rows_in=rows_in, enabled=enabled)
         report.steps.append(step)
         return step
@@ -656,6 +694,22 @@ def _clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.
         work = work[~duplicated]
 
     work = _resolve_id_conflicts(work, config, record)
+
+    step = record(
+        "repair:lossy_mojibake",
+        "undo the residue of a lossy UTF-8 -> Windows-1252 -> Mac Roman export where one character produces it "
+        "(â€ù -> ”)",
+        len(work),
+        cleaning.repair_lossy_mojibake,
+    )
+    if cleaning.repair_lossy_mojibake:
+        unique_sources = pd.Series(work["source_text"].unique(), dtype=object)
+        repaired_by_source = dict(zip(unique_sources, unique_sources.map(repair_lossy_mojibake), strict=True))
+        repaired = work["source_text"].map(repaired_by_source)
+        changed = repaired != work["source_text"]
+        step.rows_touched = int(changed.sum())
+        step.examples = _change_examples(work["source_text"][changed], repaired[changed], limit)
+        work = work.assign(source_text=repaired, repaired=work["repaired"] | changed)
 
     for repair in cleaning.repairs:
         step = record(
@@ -700,8 +754,12 @@ def _clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.
         step.examples = _examples(work[duplicated], limit, ("raw_text", "text", "label"))
         work = work[~duplicated]
 
+    work = work.assign(split_group=_split_groups(work, config))
+    if _coarse_grouping(config):
+        work = _resolve_text_conflicts(work, config, record, key="split_group")
+
     low = cleaning.low_confidence
-    has_confidence = config.data.confidence_column is not None
+    has_confidence = config.data.has_confidence
     step = record(
         "low_confidence",
         f"labels with confidence below {low.threshold:g}: {low.policy}"
@@ -719,19 +777,82 @@ def _clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.
             step.rows_touched = int(below.sum())
             work = work.assign(weight=work["weight"].where(~below, work["confidence"]))
     if work.empty:
-        raise DataError(
-            "cleaning removed every row: check data.text_column/data.label_column and the cleaning settings "
-            "(e.g. cleaning.low_confidence.policy)"
-        )
+        _raise_emptied(report.steps)
     return work.reset_index(drop=True)
+
+
+# What to check when a step removes every row, by step name (repairs and the rest share the default).
+_EMPTIED_HINTS = {
+    "missing_label": "check data.label_column",
+    "empty_text": "check data.text_column (and data.delimiter / data.column_names for delimited files)",
+    "exact_duplicates": "check the file: every row repeats the first",
+    "id_conflicts": "check data.id_column, or set cleaning.id_conflicts: keep_first or off",
+    "repeated_ids": "check data.id_column (mangled ids?), or unset it",
+    "empty_after_normalization": "check data.text_column and the normalize settings",
+    "text_conflicts": "set cleaning.text_conflicts: vote or off",
+    "low_confidence": "lower cleaning.low_confidence.threshold or set cleaning.low_confidence.policy: weight",
+}
+
+
+def _raise_emptied(steps: list[CleaningStep]) -> None:
+    """Name the step that removed the last rows, with its counts and what to check."""
+    culprit = next((step for step in reversed(steps) if step.rows_in > 0), None)
+    if culprit is None:
+        raise DataError("no rows to clean: check data.source")
+    hint = _EMPTIED_HINTS.get(culprit.name, "check the cleaning settings")
+    raise DataError(
+        f"cleaning step {culprit.name!r} removed every row ({culprit.rows_in} in, {culprit.rows_removed} "
+        f"removed: {culprit.description}): {hint}"
+    )
+
+
+_SCIENTIFIC_NOTATION = re.compile(r"^\s*[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+\s*$")
+
+
+def _ids_usable(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> bool:
+    """False when the id column is mangled (scientific notation, or far fewer distinct ids than rows)."""
+    if config.data.id_column is None:
+        return False
+    minimum = config.cleaning.id_min_distinct_fraction
+    scientific = work["id"].str.match(_SCIENTIFIC_NOTATION)
+    distinct = int(work["id"].nunique())
+    mangled = bool(scientific.any()) or distinct < minimum * len(work)
+    verdict = "mangled: not used for de-duplication" if mangled else "usable"
+    step = record(
+        "id_sanity",
+        f"id column {config.data.id_column!r}: {int(scientific.sum())} of {len(work)} values in scientific "
+        f"notation, {distinct} distinct (minimum {minimum:g} x rows): {verdict}",
+        len(work),
+    )
+    step.rows_touched = int(scientific.sum())
+    step.examples = _examples(work[scientific], config.cleaning.examples_per_step, ("id", "raw_text"))
+    if mangled:
+        logger.warning("data.id_column %r looks mangled: %s", config.data.id_column, step.description)
+    return not mangled
+
+
+def _coarse_grouping(config: RunConfig) -> bool:
+    """Splits grouped by more than the exact text (stratified and temporal splits; official ones are given)."""
+    split = config.data.split
+    return split.strategy != "official" and (split.coarse_grouping or split.near_duplicate_threshold is not None)
+
+
+def _split_groups(work: pd.DataFrame, config: RunConfig) -> pd.Series:
+    if not _coarse_grouping(config):
+        return work["text"]
+    return group_ids(work["text"], config.normalize, config.data.split, config.seed).astype(str)
 
 
 def _resolve_id_conflicts(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> pd.DataFrame:
     policy = config.cleaning.id_conflicts
     limit = config.cleaning.examples_per_step
-    enabled = config.data.id_column is not None and policy != "off"
-    step = record("id_conflicts", f"rows sharing an id with different labels: {policy}", len(work), enabled)
-    repeats = record("repeated_ids", "later rows repeating an id with the same label: drop", len(work), enabled)
+    usable = _ids_usable(work, config, record)
+    enabled = usable and policy != "off"
+    suffix = "" if usable or config.data.id_column is None else " (skipped: the id column is mangled)"
+    step = record("id_conflicts", f"rows sharing an id with different labels: {policy}{suffix}", len(work), enabled)
+    repeats = record(
+        "repeated_ids", f"later rows repeating an id with the same label: drop{suffix}", len(work), enabled
+    )
     if not enabled:
         return work
     labels_per_id = work.groupby(["origin", "id"])["label"].transform("nunique")
@@ -752,35 +873,46 @@ def _resolve_id_conflicts(work: pd.DataFrame, config: RunConfig, record: Callabl
     return work[~repeated]
 
 
-def _resolve_text_conflicts(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> pd.DataFrame:
+def _resolve_text_conflicts(
+    work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep], key: str = "text"
+) -> pd.DataFrame:
+    """One label per group of equal texts (``key`` "text") or of near-identical texts (``key`` "split_group").
+
+    Equal texts keep one row (the winner); near-identical texts are different texts, so every row with
+    the winning label stays.
+    """
     policy = config.cleaning.text_conflicts
     limit = config.cleaning.examples_per_step
+    what = {
+        "text": "texts equal after normalization",
+        "split_group": "near-identical texts (one split group: case, URLs, handles, punctuation aside)",
+    }[key]
     description = {
-        "vote": "texts equal after normalization with different labels: majority vote weighted by confidence "
-        "(ties dropped)",
-        "drop": "texts equal after normalization with different labels: drop the whole group",
-        "off": "texts equal after normalization with different labels: left as they are",
+        "vote": f"{what} with different labels: majority vote weighted by confidence (ties dropped)",
+        "drop": f"{what} with different labels: drop the whole group",
+        "off": f"{what} with different labels: left as they are",
     }[policy]
-    step = record("text_conflicts", description, len(work), policy != "off")
+    step = record("text_conflicts" if key == "text" else "near_duplicate_conflicts", description, len(work))
+    step.enabled = policy != "off"
     if policy == "off":
         return work
-    labels_per_text = work.groupby(["origin", "text"])["label"].transform("nunique")
+    labels_per_text = work.groupby(["origin", key])["label"].transform("nunique")
     conflicting = labels_per_text > 1
     step.rows_touched = int(conflicting.sum())
     step.examples = _examples(
-        work[conflicting].sort_values(["text"]), limit, ("raw_text", "text", "label", "confidence")
+        work[conflicting].sort_values([key, "text"]), limit, ("raw_text", "text", "label", "confidence")
     )
     if policy == "drop" or not conflicting.any():
         step.rows_removed = step.rows_touched if policy == "drop" else 0
         return work[~conflicting]
     groups = work[conflicting]
-    votes = groups.groupby(["origin", "text", "label"], sort=False)["confidence"].sum().reset_index()
-    by_text = votes.groupby(["origin", "text"])["confidence"]
+    votes = groups.groupby(["origin", key, "label"], sort=False)["confidence"].sum().reset_index()
+    by_text = votes.groupby(["origin", key])["confidence"]
     votes["agreement"] = votes["confidence"] / by_text.transform("sum")
     winners = votes[votes["confidence"] == by_text.transform("max")]
     # A tie has no majority; the label is unknowable, so the group is dropped.
-    winners = winners[winners.groupby(["origin", "text"])["label"].transform("size") == 1]
-    kept = groups.merge(winners[["origin", "text", "label", "agreement"]], on=["origin", "text", "label"])
+    winners = winners[winners.groupby(["origin", key])["label"].transform("size") == 1]
+    kept = groups.merge(winners[["origin", key, "label", "agreement"]], on=["origin", key, "label"])
     kept = kept.drop_duplicates(subset=["origin", "text"])
     # The vote's agreement (winning confidence / all confidence) is the label's confidence from now on.
     kept = kept.assign(confidence=kept["agreement"]).drop(columns=["agreement"])
@@ -800,7 +932,7 @@ def _split(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> dic
         splits = _resolve_official_overlap(splits, config, report)
     elif strategy == "temporal":
         # Rows stay in time order, so data.max_rows keeps the earliest rows of each split.
-        assignment = _temporal_assignment(work, config)
+        assignment = _grouped(_temporal_assignment(work, config), work, config, report)
         ordered = work.assign(split=assignment).sort_values("timestamp", kind="stable")
         splits = {
             name: ordered[ordered["split"] == name].drop(columns="split").reset_index(drop=True) for name in SPLITS
@@ -808,7 +940,7 @@ def _split(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> dic
     else:
         # Rows are shuffled (seeded): the source order (Tweets.csv is sorted by airline) means nothing in
         # a random split, and data.max_rows should keep a sample of every part of the data, not its head.
-        assignment = _stratified_assignment(work, config)
+        assignment = _grouped(_stratified_assignment(work, config), work, config, report)
         shuffled = work.assign(split=assignment).iloc[np.random.default_rng(config.seed).permutation(len(work))]
         splits = {
             name: shuffled[shuffled["split"] == name].drop(columns="split").reset_index(drop=True) for name in SPLITS
@@ -820,6 +952,36 @@ def _split(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> dic
                 "data.split.validation_fraction/test_fraction"
             )
     return splits
+
+
+def _grouped(assignment: pd.Series, work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.Series:
+    """The exact-text assignment with each near-duplicate group moved into one split (split_groups.py)."""
+    split = config.data.split
+    step = CleaningStep(
+        name="split_grouping",
+        description="keep near-identical texts in one split: coarse key (case, URL/handle placeholders, "
+        "punctuation, spacing)"
+        + (
+            f" + MinHash LSH over {SHINGLE_DESCRIPTION} at Jaccard >= {split.near_duplicate_threshold:g}"
+            if split.near_duplicate_threshold is not None
+            else ""
+        ),
+        rows_in=len(work),
+        enabled=_coarse_grouping(config),
+    )
+    report.steps.append(step)
+    if not step.enabled:
+        return assignment
+    regrouped, summary = keep_groups_together(assignment, work["text"], work["split_group"], SPLITS)
+    report.grouping = asdict(summary)
+    step.rows_touched = summary.rows_moved
+    step.description += (
+        f": {summary.groups_merged} groups join {summary.texts_merged} distinct texts, {summary.groups_split_before} "
+        f"of them were in several splits, {summary.rows_moved} rows moved"
+    )
+    moved = regrouped != assignment
+    step.examples = _examples(work[moved], config.cleaning.examples_per_step, ("raw_text", "text", "label"))
+    return regrouped
 
 
 def _group_labels(work: pd.DataFrame) -> pd.Series:

@@ -122,8 +122,9 @@ def splice_readme(readme_text: str, results_root: str | Path) -> tuple[str, list
         if not body.endswith("\n"):
             body += "\n"
         if source.suffix != ".md":
-            # Plain-text tables keep their alignment in a code block.
-            body = f"```text\n{body}```\n"
+            # Plain-text tables keep their alignment in a code block; configs are shown as YAML.
+            language = "yaml" if source.suffix in (".yaml", ".yml") else "text"
+            body = f"```{language}\n{body}```\n"
         return f"{match.group(1)}{body}{match.group(4)}"
 
     return BLOCK.sub(replace, readme_text), missing

@@ -151,6 +151,11 @@ def looks_like_mojibake(text: str) -> bool:
     return ftfy.fix_text(text, _FTFY_CONFIG._replace(uncurl_quotes=False)) != text
 
 
+def has_invisible_characters(text: str) -> bool:
+    """True when ``text`` holds a control, bidi or zero-width character the normalizer removes (for reports)."""
+    return not text.isprintable() and _INVISIBLE_PATTERN.search(text) is not None
+
+
 def count_html_entities(text: str) -> int:
     """Number of HTML entities (``&amp;``, ``&#39;``, ...) in ``text``."""
     return len(_HTML_ENTITY_PATTERN.findall(text)) if "&" in text else 0
