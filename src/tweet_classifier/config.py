@@ -410,6 +410,8 @@ class PromotionConfig(_Section):
     # Export the challenger to ONNX (with parity.json) before timing it, so the gate times the backend
     # the app would pick and a promoted push carries the ONNX files.
     export_challenger: bool = True
+    # retrain --corrections: the loss weight of each user correction in the train split (1: a training row).
+    corrections_weight: float = Field(1.0, gt=0, le=100)
 
 
 class RunConfig(_Section):
