@@ -2,7 +2,7 @@
 # Run the commands whose outputs the README shows, save each markdown table under docs/results/,
 # then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
 #   scripts/results.sh [data] [mojibake] [byod] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate]
-#                      [speed] [bench] [api] [load] [trust] [bulk]
+#                      [speed] [bench] [api] [load] [trust] [bulk] [pipeline]
 # With no step, all of them run (about 45 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ cli="$bin/tweet-classifier"
 out=docs/results
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load trust bulk)
+[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load trust bulk pipeline)
 
 # Trains CONFIG into FOLDER unless that folder already holds a finished model.
 train_once() {
@@ -79,6 +79,8 @@ for step in "${steps[@]}"; do
       # Folders trained before calibration existed get it first (validation split, the folder's run config).
       [ -f models/airline/calibration.json ] || "$cli" calibrate --model models/airline
       "$bin/python" scripts/explain_eval.py --model models/airline >"$out/trust-airline.md" ;;
+    pipeline)
+      "$bin/python" scripts/pipeline_parity.py --model models/airline >"$out/pipeline-parity.md" ;;
     *)
       echo "results: unknown step '$step'" >&2
       exit 2 ;;

@@ -78,6 +78,7 @@ class ScriptedFailure:
     status: int | None  # None: drop the connection without answering
     remaining: int | None  # None: fail forever
     message: str = "scripted failure"
+    after: bool = False  # True: carry the request out, then drop the answer (a response lost in transit)
 
 
 @dataclass(frozen=True)
@@ -184,12 +185,25 @@ class HubStub:
     # -- scripting and inspection for tests -------------------------------------------------------
 
     def fail(
-        self, method: str, path_contains: str, status: int | None = 500, times: int | None = 1, message: str = ""
+        self,
+        method: str,
+        path_contains: str,
+        status: int | None = 500,
+        times: int | None = 1,
+        message: str = "",
+        *,
+        after: bool = False,
     ) -> None:
-        """Answer the next ``times`` matching requests (None: all of them) with ``status`` (None: hang up)."""
+        """Answer the next ``times`` matching requests (None: all of them) with ``status`` (None: hang up).
+
+        ``after=True`` carries each matching request out first and then hangs up: the change lands on the
+        Hub but the client never hears of it, as when a response is lost after the server committed.
+        """
         with self._lock:
             self.failures.append(
-                ScriptedFailure(method.upper(), path_contains, status, times, message or f"scripted {status}")
+                ScriptedFailure(
+                    method.upper(), path_contains, status, times, message or f"scripted {status}", after=after
+                )
             )
 
     def repo(self, repo_id: str, repo_type: str = "model") -> StubRepo:
@@ -212,16 +226,19 @@ class HubStub:
     def handle(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
-            scripted = self._scripted_failure(request)
+            scripted = self._scripted_failure(request, after=False)
             if scripted is not None:
                 return scripted
             try:
-                return self._route(request)
+                reply = self._route(request)
             except (ValueError, KeyError, json.JSONDecodeError) as error:
                 return Reply.error(400, f"bad request: {error}")
+            return self._scripted_failure(request, after=True) or reply
 
-    def _scripted_failure(self, request: RecordedRequest) -> Reply | None:
+    def _scripted_failure(self, request: RecordedRequest, *, after: bool) -> Reply | None:
         for failure in self.failures:
+            if failure.after != after:
+                continue
             if failure.method != request.method or failure.path_contains not in request.path:
                 continue
             if failure.remaining == 0:
@@ -275,6 +292,8 @@ class HubStub:
             return self._info(repo, unquote(parts[1]))
         if method == "GET" and parts[0] == "tree" and len(parts) >= 2:
             return self._tree(repo, unquote(parts[1]), unquote("/".join(parts[2:])))
+        if method == "GET" and parts[0] == "commits" and len(parts) == 2:
+            return self._commits(repo, unquote(parts[1]))
         if method == "GET" and parts == ["refs"]:
             branches = [
                 {"name": name, "ref": f"refs/heads/{name}", "targetCommit": sha} for name, sha in repo.branches.items()
@@ -345,6 +364,26 @@ class HubStub:
                 "siblings": [{"rfilename": path} for path in sorted(commit.files)],
             }
         )
+
+    def _commits(self, repo: StubRepo, revision: str) -> Reply:
+        """The history of ``revision``, newest first, in the fields ``HfApi.list_repo_commits`` reads."""
+        commit = repo.resolve(revision)
+        if commit is None:
+            return Reply.error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        history = []
+        while commit is not None:
+            title, _, message = commit.message.partition("\n")
+            history.append(
+                {
+                    "id": commit.sha,
+                    "authors": [{"user": "stub"}],
+                    "date": "2026-01-01T00:00:00.000Z",
+                    "title": title,
+                    "message": message,
+                }
+            )
+            commit = repo.commits.get(commit.parent) if commit.parent else None
+        return Reply.json(history)
 
     def _tree(self, repo: StubRepo, revision: str, folder: str) -> Reply:
         commit = repo.resolve(revision)

@@ -68,7 +68,8 @@ def test_card_front_matter_parses_back_with_the_model_index(model_folder):
     results = {(result.metric_type, result.metric_name): result for result in data.eval_results}
     assert results[("f1", "macro-F1")].metric_value == 0.7812
     assert results[("accuracy", "accuracy")].metric_value == 0.8345
-    assert results[("f1", "F1 (neutral)")].metric_value == 0.635
+    assert set(results) == {("f1", "macro-F1"), ("accuracy", "accuracy")}  # per-class F1 is in the body
+    assert all(result.metric_config is None for result in data.eval_results)
     assert all(result.dataset_split == "test" for result in data.eval_results)
     assert all(result.task_type == "text-classification" for result in data.eval_results)
     front_matter = yaml.safe_load(path.read_text(encoding="utf-8").split("---")[1])
@@ -160,3 +161,25 @@ def test_card_holds_no_secret(model_folder, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_canaryDoNotLeak0123456789")
     text = card.render_model_card(model_folder)
     assert "hf_canary" not in text
+
+
+def test_card_widget_shows_one_canary_tweet_per_label_and_snippets_load_the_given_id(model_folder):
+    from tweet_classifier.artifact import write_canary
+
+    texts = ["late again", "worst delay", "what time", "great crew", "thanks!"]
+    labels = ["negative", "negative", "neutral", "positive", "positive"]
+    write_canary(model_folder, texts, labels, {"source": "test split"})
+    path = card.write_model_card(model_folder, repo_id="me/airline-minilm")
+    parsed = ModelCard.load(path)
+    assert parsed.data.widget == [{"text": "late again"}, {"text": "what time"}, {"text": "great crew"}]
+    text = path.read_text(encoding="utf-8")
+    assert 'pipeline("text-classification", model="me/airline-minilm", trust_remote_code=True' in text
+    assert 'Predictor.load("me/airline-minilm")' in text
+    assert "<this repo id or folder>" not in text
+    assert "https://wandb.ai/me/tweet-classifier/runs/abc123" in text
+
+
+def test_card_without_canary_rows_has_no_widget_and_names_the_folder(model_folder):
+    text = card.render_model_card(model_folder)
+    assert "widget" not in yaml.safe_load(text.split("---")[1])
+    assert f'Predictor.load("{model_folder}")' in text

@@ -386,3 +386,11 @@ def test_a_model_config_this_version_cannot_read_is_skipped_with_a_warning(tmp_p
     assert serve.concurrency_limit == 2
     assert inference.batch_size == 8
     assert "ignoring the serve: section" in caplog.text
+
+
+def test_cli_version_names_the_command_and_the_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tweet-classifier ")
+    assert f"(Python package {cli.DISTRIBUTION})" in out
+    assert cli.package_version() != "unknown"  # the dev install is a real distribution

@@ -183,3 +183,25 @@ def test_the_readme_shows_the_commands_these_tests_run() -> None:
     assert "docker run" in docker
     card = yaml.safe_load(readme.split("---\n", 2)[1])
     assert card["models"]
+
+
+def test_pre_commit_runs_every_lint_tool_of_make_lint_and_guards_size_and_secrets():
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    tools = {
+        word.removeprefix("$(BIN)/")
+        for line in recipe.splitlines()[1:]
+        for word in line.split()
+        if word.startswith("$(BIN)/")
+    }
+    config = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
+    entries = " ".join(hook["entry"] for hook in hooks)
+    assert tools == {"ruff", "hadolint", "actionlint", "shellcheck"}
+    for tool in tools:
+        assert f".venv/bin/{tool}" in entries, f"make lint runs {tool}; .pre-commit-config.yaml does not"
+    assert "ruff format --check" in entries
+    assert "ruff check" in entries
+    ids = {hook["id"] for hook in hooks}
+    assert {"check-added-large-files", "detect-secrets"} <= ids
+    assert all("==" in dependency for hook in hooks for dependency in hook.get("additional_dependencies", []))

@@ -16,6 +16,7 @@ from tests.hub_stub import CANARY_TOKEN, HubStub, connect_hub_client
 from tweet_classifier import cli, hub
 from tweet_classifier.config import HubConfig, load_config
 from tweet_classifier.metrics import classification_report_dict
+from tweet_classifier.portable import write_portable_pipeline
 
 # huggingface_hub's own LFS upload passes a file object as data=, which httpx2 flags; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -28,6 +29,7 @@ PUBLISHED = [
     "cleaning_report.json",
     "cleaning_report.md",
     "config.json",
+    "hf_pipeline.py",
     "metrics.json",
     "model.safetensors",
     "onnx/cascade.json",
@@ -37,6 +39,7 @@ PUBLISHED = [
     "onnx/parity.json",
     "onnx/tokenizer.json",
     "run_config.yaml",
+    "text.py",
     "tokenizer.json",
     "tokenizer_config.json",
     "tweet_classifier.json",
@@ -89,6 +92,7 @@ def make_publishable_folder(tiny_model_dir: Path, target: Path) -> Path:
     # Native code for the exporting machine's CPU: never published (and never fetched).
     (target / "onnx" / "model-bf16.pt2").write_bytes(b"PK compiled shared library")
     (target / "onnx" / "compiled.json").write_text(json.dumps({"torch": "2.13.0"}), encoding="utf-8")
+    write_portable_pipeline(target)  # as train and export leave it
     (target / "onnx" / "nested").mkdir()
     (target / "onnx" / "nested" / "other.onnx").write_bytes(b"not on the list")
     return target
@@ -345,6 +349,63 @@ def test_transient_commit_failures_are_retried(model_folder, hub_stub, capsys, c
     assert stdout_json(capsys)["commit_sha"] == hub_stub.head(REPO_ID)
     assert len(hub_stub.requests_matching("POST", "/commit/")) == times + 1
     assert f"retry {times}/3" in caplog.text
+
+
+def test_a_commit_whose_answer_was_lost_is_found_not_made_twice(model_folder, hub_stub, capsys, caplog):
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    before = hub_stub.head(REPO_ID)
+    capsys.readouterr()
+    (model_folder / "metrics.json").write_text(json.dumps({**_metrics(), "retrained": True}), encoding="utf-8")
+    hub_stub.fail("POST", "/commit/", status=None, times=1, after=True)
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID, *FAST_RETRIES) == 0
+    result = stdout_json(capsys)
+    head = hub_stub.repo(REPO_ID).commits[hub_stub.head(REPO_ID)]
+    assert result["commit_sha"] == head.sha
+    assert head.parent == before  # exactly one new commit on top of the previous one
+    assert len(hub_stub.requests_matching("POST", "/commit/")) == 2  # the first push and one attempt
+    assert json.loads(hub_stub.files_at(REPO_ID)["metrics.json"])["retrained"] is True
+    assert "the previous attempt had landed" in caplog.text
+
+
+def test_every_commit_names_its_parent(model_folder, hub_stub):
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    first = hub_stub.head(REPO_ID)
+    (model_folder / "metrics.json").write_text(json.dumps({**_metrics(), "retrained": True}), encoding="utf-8")
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    header = json.loads(hub_stub.requests_matching("POST", "/commit/")[-1].body.decode().splitlines()[0])
+    assert header["value"]["parentCommit"] == first
+
+
+def test_a_revision_moved_during_the_push_is_not_clobbered(model_folder, hub_stub, capsys, caplog, monkeypatch):
+    from huggingface_hub import HfApi
+
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    capsys.readouterr()
+    list_files = HfApi.list_repo_files
+
+    def list_then_someone_commits(self, *args, **kwargs):
+        files = list_files(self, *args, **kwargs)
+        other = hub._hub_api(hub_stub.endpoint)
+        other.upload_file(path_or_fileobj=b"theirs", path_in_repo="notes.txt", repo_id=REPO_ID)
+        return files
+
+    monkeypatch.setattr(HfApi, "list_repo_files", list_then_someone_commits)
+    (model_folder / "metrics.json").write_text(json.dumps({**_metrics(), "retrained": True}), encoding="utf-8")
+    code = run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID, *FAST_RETRIES)
+    assert code == 2
+    assert hub_stub.files_at(REPO_ID)["notes.txt"] == b"theirs"  # the other writer's commit is still the head
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert any("HTTP 412" in message and "rerun the push" in message for message in errors)
+
+
+def test_a_retry_after_someone_else_committed_stops_with_nothing_changed(model_folder, hub_stub, monkeypatch):
+    assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
+    api = hub._hub_api(hub_stub.endpoint)
+    parent = hub_stub.head(REPO_ID)
+    api.upload_file(path_or_fileobj=b"theirs", path_in_repo="notes.txt", repo_id=REPO_ID)
+    with pytest.raises(hub.HubError, match=r"moved to .* while this push was in flight"):
+        hub._landed_commit(api, REPO_ID, "model", "main", parent, "a title nobody used")
+    assert hub._landed_commit(api, REPO_ID, "model", "main", hub_stub.head(REPO_ID), "x") is None
 
 
 def test_transient_failure_on_repo_creation_is_retried(model_folder, hub_stub, capsys):
@@ -701,3 +762,19 @@ def test_a_deploy_removes_the_package_from_where_earlier_deploys_put_it(project,
     assert run_cli("deploy-space", "--space-id", SPACE_ID, "--source", str(project)) == 0
     assert stdout_json(capsys)["deleted"] == ["src/tweet_classifier/old.py"]
     assert sorted(hub_stub.files_at(SPACE_ID, "main", "space")) == sorted([".gitattributes", *SPACE_FILES])
+
+
+def test_staging_adds_the_transformers_pipeline_and_cards_the_repo_id(model_folder, tmp_path):
+    # A folder trained before folders carried the pipeline.
+    (model_folder / "hf_pipeline.py").unlink()
+    (model_folder / "text.py").unlink()
+    config = json.loads((model_folder / "config.json").read_text(encoding="utf-8"))
+    del config["custom_pipelines"]
+    (model_folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    files = hub.stage_model_files(model_folder, tmp_path / "staged", "tweet-org/minilm-airline")
+    assert {"hf_pipeline.py", "text.py"} <= set(files)
+    config = json.loads((tmp_path / "staged" / "config.json").read_text(encoding="utf-8"))
+    assert "text-classification" in config["custom_pipelines"]
+    assert not (model_folder / "hf_pipeline.py").exists(), "the model folder itself must not be modified"
+    card_text = (tmp_path / "staged" / "README.md").read_text(encoding="utf-8")
+    assert 'model="tweet-org/minilm-airline", trust_remote_code=True' in card_text

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tweet_classifier.artifact import FILE_DESCRIPTIONS, ModelManifest, read_json
+from tweet_classifier.artifact import FILE_DESCRIPTIONS, ArtifactError, ModelManifest, read_canary, read_json
 from tweet_classifier.errors import TweetClassifierError
 
 logger = logging.getLogger(__name__)
@@ -75,8 +75,14 @@ def _read_optional_json(path: Path) -> Any:
     return read_json(path) if path.is_file() else None
 
 
-def card_metadata(manifest: ModelManifest, metrics: Mapping[str, Any], run_config: Mapping[str, Any]) -> Any:
-    """``huggingface_hub.ModelCardData`` with the model-index (macro-F1, accuracy, per-class F1 on test)."""
+def card_metadata(
+    manifest: ModelManifest,
+    metrics: Mapping[str, Any],
+    run_config: Mapping[str, Any],
+    examples: Sequence[str] = (),
+) -> Any:
+    """``huggingface_hub.ModelCardData`` with the model-index (macro-F1 and accuracy on test) and the Hub
+    widget's example inputs."""
     from huggingface_hub import EvalResult, ModelCardData
 
     data_config = run_config.get("data", {})
@@ -103,16 +109,7 @@ def card_metadata(manifest: ModelManifest, metrics: Mapping[str, Any], run_confi
         ),
         EvalResult(metric_type="accuracy", metric_name="accuracy", metric_value=round(test["accuracy"], 4), **common),
     ]
-    for label, values in test.get("per_class", {}).items():
-        results.append(
-            EvalResult(
-                metric_type="f1",
-                metric_name=f"F1 ({label})",
-                metric_value=round(values["f1"], 4),
-                metric_config=label,
-                **common,
-            )
-        )
+    # Per-class F1 is in the card body: model-index ``config:`` names a dataset configuration, not a class.
     licence = "cc-by-nc-sa-4.0" if dataset_key == "twitter-airline-sentiment" else "other"
     base_model = manifest.base_model if "/" in manifest.base_model and " " not in manifest.base_model else None
     return ModelCardData(
@@ -126,11 +123,28 @@ def card_metadata(manifest: ModelManifest, metrics: Mapping[str, Any], run_confi
         metrics=["f1", "accuracy"],
         model_name=run_config.get("name", "tweet-classifier"),
         eval_results=results,
+        widget=[{"text": text} for text in examples] or None,
     )
 
 
-def render_model_card(model_dir: str | Path) -> str:
-    """The card text of ``model_dir`` (front matter + sections), from its files only."""
+def widget_examples(folder: Path, per_label: int = 1) -> list[str]:
+    """The first canary (test) text of each label, for the Hub's inference widget; none without canary rows."""
+    try:
+        canary = read_canary(folder)
+    except ArtifactError:
+        return []
+    if canary is None:
+        return []
+    chosen: dict[str, list[str]] = {}
+    for text, label in zip(canary.texts, canary.labels, strict=True):
+        if len(chosen.setdefault(label, [])) < per_label:
+            chosen[label].append(text)
+    return [text for texts in chosen.values() for text in texts]
+
+
+def render_model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
+    """The card text of ``model_dir`` (front matter + sections), from its files only; snippets load
+    ``repo_id`` (the folder's path when it is not being published)."""
     from huggingface_hub import ModelCard
 
     folder = Path(model_dir)
@@ -142,18 +156,19 @@ def render_model_card(model_dir: str | Path) -> str:
     run_config = yaml.safe_load(run_config_path.read_text(encoding="utf-8")) if run_config_path.is_file() else {}
     cleaning = _read_optional_json(folder / "cleaning_report.json")
     benchmark = _read_optional_json(folder / "benchmark.json")
-    metadata = card_metadata(manifest, metrics, run_config)
-    body = _card_body(manifest, metrics, run_config or {}, cleaning, benchmark) + _files_section(folder)
+    metadata = card_metadata(manifest, metrics, run_config, widget_examples(folder))
+    body = _card_body(manifest, metrics, run_config or {}, cleaning, benchmark, repo_id or str(folder))
+    body += _files_section(folder)
     card = ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}")
     return str(card)
 
 
-def write_model_card(model_dir: str | Path) -> Path:
+def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
     """Write ``README.md`` into ``model_dir`` and check that its front matter parses back with the model-index."""
     from huggingface_hub import ModelCard
 
     folder = Path(model_dir)
-    text = render_model_card(folder)
+    text = render_model_card(folder, repo_id)
     path = folder / CARD_NAME
     path.write_text(text, encoding="utf-8")
     parsed = ModelCard.load(path)
@@ -168,6 +183,7 @@ def _card_body(
     run_config: Mapping[str, Any],
     cleaning: Mapping[str, Any] | None,
     benchmark: Any,
+    model_id: str,
 ) -> str:
     test = metrics["test"]
     validation = metrics.get("validation", {})
@@ -216,7 +232,7 @@ def _card_body(
         sections += ["## Data cleaning", _cleaning_section(cleaning)]
     if benchmark:
         sections += ["## Inference benchmark", _benchmark_section(benchmark)]
-    sections += ["## How to use", _usage_section(manifest)]
+    sections += ["## How to use", _usage_section(model_id)]
     provenance = []
     if manifest.wandb_run_url:
         provenance.append(f"- Weights & Biases run: {manifest.wandb_run_url}")
@@ -372,19 +388,21 @@ def _benchmark_section(benchmark: Any) -> str:
     return f"Measured on {note}.\n\n{table}" if note else table
 
 
-def _usage_section(manifest: ModelManifest) -> str:
+def _usage_section(model_id: str) -> str:
     return (
-        "With the project's `Predictor` (applies the same tweet normalizer as training, picks the fastest backend):\n\n"
-        "```python\n"
-        "from tweet_classifier.predictor import Predictor\n\n"
-        'predictor = Predictor.load("<this repo id or folder>")\n'
-        'print(predictor.predict("@united thanks, the crew was great!"))\n'
-        "```\n\n"
-        "With plain `transformers` (normalize first with `tweet_classifier.text.normalize_tweet` and the settings in "
-        "`tweet_classifier.json` for scores that match the evaluation):\n\n"
+        "With plain `transformers`: the repository ships its pipeline (`hf_pipeline.py` with the project's "
+        "normalizer, `text.py`), so raw tweets are normalized and truncated exactly as in training and in the "
+        "app. It needs `pip install transformers torch ftfy emoji`; `trust_remote_code=True` runs that code "
+        "(read it first):\n\n"
         "```python\n"
         "from transformers import pipeline\n\n"
-        'classifier = pipeline("text-classification", model="<this repo id or folder>", top_k=None)\n'
-        'print(classifier("@user thanks, the crew was great!"))\n'
+        f'classifier = pipeline("text-classification", model="{model_id}", trust_remote_code=True, top_k=None)\n'
+        'print(classifier("@united thanks, the crew was great!"))\n'
+        "```\n\n"
+        "With the project's `Predictor` (same normalizer, and the fastest backend that passed the parity gate):\n\n"
+        "```python\n"
+        "from tweet_classifier.predictor import Predictor\n\n"
+        f'predictor = Predictor.load("{model_id}")\n'
+        'print(predictor.predict("@united thanks, the crew was great!"))\n'
         "```"
     )

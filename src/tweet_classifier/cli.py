@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retrain": ("tweet_classifier.promote", "train a challenger and promote it only if it beats the champion"),
 }
 
+# The name on PyPI: "tweet-classifier" there is an unrelated 2015 project; the command keeps the name.
+DISTRIBUTION = "tweet-triage"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -68,6 +70,17 @@ def configure_logging(level: str) -> None:
     )
 
 
+def package_version() -> str:
+    """The installed distribution's version (``pyproject.toml``), or ``unknown`` for a source tree on
+    ``sys.path`` without an install (the Space runs the package that way)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _top_level_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tweet-classifier",
@@ -77,6 +90,7 @@ def _top_level_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="command", help="see the list below")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
     return parser
 
 
@@ -96,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not arguments or arguments[0] in {"-h", "--help"}:
         top.print_help()
         return EXIT_OK if arguments else EXIT_USAGE
+    if arguments[0] in {"-V", "--version"}:
+        sys.stdout.write(f"tweet-classifier {package_version()} (Python package {DISTRIBUTION})\n")
+        return EXIT_OK
     if arguments[0] not in COMMANDS:
         top.error(f"unknown command {arguments[0]!r}; choose one of: {', '.join(COMMANDS)}")
     command, rest = arguments[0], arguments[1:]

@@ -364,6 +364,9 @@ class ServeConfig(_Section):
     # SIGTERM: requests already running finish; waiting ones may still start during the first half of
     # this grace and are answered "busy" after it, so nothing is cut off when it ends.
     graceful_shutdown_s: float = Field(30.0, ge=0)
+    # Serve the public API functions as MCP tools too (Gradio's MCP server, streamable HTTP at
+    # /gradio_api/mcp/); needs the `mcp` package (requirements.txt pins it).
+    mcp_server: bool = True
 
     @model_validator(mode="after")
     def _check_serving_limits(self) -> ServeConfig:
@@ -420,6 +423,8 @@ class PromotionConfig(_Section):
     # Export the challenger to ONNX (with parity.json) before timing it, so the gate times the backend
     # the app would pick and a promoted push carries the ONNX files.
     export_challenger: bool = True
+    # retrain --corrections: the loss weight of each user correction in the train split (1: a training row).
+    corrections_weight: float = Field(1.0, gt=0, le=100)
 
 
 class RunConfig(_Section):

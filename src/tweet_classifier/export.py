@@ -74,6 +74,7 @@ import numpy as np
 from tweet_classifier.artifact import atomic_folder, check_model_folder, write_json_atomic
 from tweet_classifier.config import ConfigError, InferenceConfig, RunConfig, build_config, load_config
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.portable import write_portable_pipeline
 from tweet_classifier.predictor import (
     BACKEND_FILES,
     BACKENDS,
@@ -647,6 +648,7 @@ def export_model(model_dir: Path, config: RunConfig) -> dict[str, Any]:
     calibrate_cascade(model_dir, sample, threads)
     report = parity_report(model_dir, config, prepared)
     write_missing_serving_files(model_dir, config, prepared)
+    write_portable_pipeline(model_dir)  # folders trained before they carried it gain it here
     write_json_atomic(model_dir / ONNX_DIR / PARITY_NAME, report)
     passed = [name for name, row in report["backends"].items() if row["passed"]]
     logger.info("wrote %s; backends passing parity: %s", model_dir / ONNX_DIR / PARITY_NAME, passed)

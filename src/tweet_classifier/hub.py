@@ -25,7 +25,10 @@ branch is given). The staged folder is the whole Space: ``pip install -r require
 Credentials come from ``HF_TOKEN`` or the ``hf auth login`` file and are handed to ``huggingface_hub``
 untouched: no flag accepts one, nothing here logs or writes one, and every staged file is scanned for
 token-shaped strings before anything is sent. Transient failures (5xx, 429, dropped connections) are
-retried with exponential backoff (``hub.max_retries``, ``hub.retry_base_delay_s``).
+retried with exponential backoff (``hub.max_retries``, ``hub.retry_base_delay_s``). A commit names its
+parent (``parent_commit``) and is never re-sent blindly: a retry first reads the revision's history, so a
+commit whose answer was lost is found rather than made twice, and a revision someone else moved meanwhile
+stops the push instead of being clobbered (``_commit_folder``).
 
 Exit codes of both commands: 0 done, 1 the Hub stayed unavailable after the retries (nothing changed),
 2 a problem the user can fix (folder, token, repo id, permissions, offline mode).
@@ -64,6 +67,7 @@ from tweet_classifier.artifact import (
 )
 from tweet_classifier.config import ConfigError, HubConfig, load_config, parse_override
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.portable import PIPELINE_FILES, write_portable_pipeline
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -96,6 +100,9 @@ MODEL_ALLOW_LIST = (
     CALIBRATION_NAME,
     "benchmark.json",
     "README.md",
+    # The transformers pipeline the repo ships (portable.py): pipeline(..., trust_remote_code=True).
+    "hf_pipeline.py",
+    "text.py",
     "onnx/*.onnx",
     "onnx/*.onnx.data",
     "onnx/*.onnx_data",
@@ -232,18 +239,20 @@ def _copy_files(source: Path, target: Path, files: Iterable[str]) -> None:
         shutil.copy2(source / relative, destination)
 
 
-def _regenerate_card(staging: Path) -> bool:
+def _regenerate_card(staging: Path, repo_id: str | None) -> bool:
     """Rewrite README.md from the staged files with card.py; False when card.py is not installed."""
     try:
         card = importlib.import_module("tweet_classifier.card")
     except ImportError:
         return False
-    card.write_model_card(staging)
+    card.write_model_card(staging, repo_id)
     return True
 
 
-def stage_model_files(model_dir: str | Path, staging: str | Path) -> list[str]:
-    """Copy the publishable files of a model folder into ``staging`` and regenerate the card there.
+def stage_model_files(model_dir: str | Path, staging: str | Path, repo_id: str | None = None) -> list[str]:
+    """Copy the publishable files of a model folder into ``staging``, add the ``transformers`` pipeline
+    (``portable``, for folders written before they carried it) and regenerate the card there with
+    snippets that load ``repo_id``.
 
     Returns the staged repo paths. The model folder itself is not modified.
     """
@@ -263,7 +272,9 @@ def stage_model_files(model_dir: str | Path, staging: str | Path) -> list[str]:
         logger.info("not published (not on the allow-list): %s", ", ".join(left_out))
     target = Path(staging)
     _copy_files(folder, target, files)
-    if _regenerate_card(target):
+    write_portable_pipeline(target)
+    files = sorted({*files, *PIPELINE_FILES})
+    if _regenerate_card(target, repo_id):
         files = sorted({*files, "README.md"})
     elif "README.md" not in files:
         raise HubError(f"{folder} has no model card (README.md) and card.py is unavailable to write one")
@@ -379,7 +390,9 @@ def _user_error(error: BaseException, repo_id: str, what: str) -> HubError:
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     status = _status_code(error)
-    if isinstance(error, RevisionNotFoundError):
+    if status == 412:
+        advice = "the revision moved while pushing (another commit landed); nothing was committed: rerun the push"
+    elif isinstance(error, RevisionNotFoundError):
         advice = "check the revision (a branch name or a 40-character commit SHA)"
     elif isinstance(error, RepositoryNotFoundError) or status == 404:
         advice = f"check that {repo_id} exists and that your token can read it"
@@ -425,6 +438,33 @@ def _hub_api(endpoint: str | None) -> HfApi:
     return HfApi(endpoint=endpoint or None)
 
 
+@dataclass(frozen=True)
+class LandedCommit:
+    """A commit found on the Hub after its answer was lost: what ``create_commit`` would have returned."""
+
+    oid: str
+    commit_url: str
+
+
+def _landed_commit(api: HfApi, repo_id: str, repo_type: str, revision: str, parent: str, title: str) -> Any:
+    """Our commit if it is the revision's head (its title, directly on ``parent``); None if nothing landed.
+
+    Raises when someone else moved the revision meanwhile: a blind retry would then rebase our files on
+    their commit (``parent_commit`` makes the Hub refuse that anyway).
+    """
+    history = api.list_repo_commits(repo_id, repo_type=repo_type, revision=revision)
+    head = history[0].commit_id
+    if head == parent:
+        return None
+    if history[0].title == title and len(history) > 1 and history[1].commit_id == parent:
+        prefix = "" if repo_type == "model" else f"{repo_type}s/"
+        return LandedCommit(head, f"{api.endpoint}/{prefix}{repo_id}/commit/{head}")
+    raise HubError(
+        f"{repo_id}@{revision} moved to {head[:12]} while this push was in flight (another commit landed); "
+        "nothing of this push was committed: rerun it to publish on top of the new revision"
+    )
+
+
 def _commit_folder(
     api: HfApi,
     staging: Path,
@@ -438,15 +478,33 @@ def _commit_folder(
     commit_description: str,
     config: HubConfig,
 ) -> tuple[Any, list[str]]:
-    """One commit: add every staged file and delete allow-listed files the new set no longer has."""
+    """One commit: add every staged file and delete allow-listed files the new set no longer has.
+
+    The commit names its parent (``parent_commit``, the head the file list was read at), so it lands only
+    on the revision it was planned against. A retry never re-sends blindly: after a failed attempt the
+    revision's history says whether the commit landed anyway (its answer was lost), in which case that
+    commit is the result; whether nothing landed, in which case the same commit is sent again; or whether
+    someone else moved the revision, which stops the push with nothing changed.
+    """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
+    parent = call_with_retries(
+        lambda: api.repo_info(repo_id, repo_type=repo_type, revision=revision).sha, "read the revision", config
+    )
     existing = call_with_retries(
-        lambda: api.list_repo_files(repo_id, repo_type=repo_type, revision=revision), "list files", config
+        lambda: api.list_repo_files(repo_id, repo_type=repo_type, revision=parent), "list files", config
     )
     stale = sorted(path for path in existing if is_allowed(path, allow_list) and path not in files)
+    attempted = False
 
     def commit() -> Any:
+        nonlocal attempted
+        if attempted:
+            landed = _landed_commit(api, repo_id, repo_type, revision, parent, commit_message)
+            if landed is not None:
+                logger.warning("commit: the previous attempt had landed (%s); not sending it again", landed.oid)
+                return landed
+        attempted = True
         # Fresh operation objects per attempt: huggingface_hub marks them as used once committed.
         operations: list[Any] = [
             CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(staging / relative)) for relative in files
@@ -459,6 +517,7 @@ def _commit_folder(
             commit_description=commit_description,
             repo_type=repo_type,
             revision=revision,
+            parent_commit=parent,
         )
 
     return call_with_retries(commit, "commit", config), stale
@@ -494,7 +553,7 @@ def push_model_folder(
     require_hub_access()
     with tempfile.TemporaryDirectory(prefix="tweet-classifier-push-") as staging_name:
         staging = Path(staging_name)
-        files = stage_model_files(folder, staging)
+        files = stage_model_files(folder, staging, repo_id)
         scan_for_secrets(staging, files, _current_secrets())
         summary, description = _commit_text(staging, folder.resolve().name, files)
         api = _hub_api(endpoint)
@@ -536,7 +595,7 @@ def _is_hub_error(error: BaseException) -> bool:
 def dry_run_model_folder(model_dir: str | Path, out_dir: str | Path, repo_id: str, revision: str) -> PublishResult:
     """Write exactly the files ``push`` would upload into ``out_dir``; no network, no token needed."""
     target = _empty_output_folder(out_dir)
-    files = stage_model_files(model_dir, target)
+    files = stage_model_files(model_dir, target, repo_id)
     scan_for_secrets(target, files, _current_secrets())
     return PublishResult(repo_id, "model", revision, files, dry_run_dir=str(target))
 

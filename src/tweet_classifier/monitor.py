@@ -453,6 +453,7 @@ class RequestTiming:
 
     endpoint: str
     n_texts: int = 1
+    backend: str = ""  # the backend that ran it (the Prometheus histograms' label)
     compute_ms: float = 0.0
     ok: bool = False
     started: float = field(default_factory=time.perf_counter)
@@ -495,6 +496,8 @@ class ServingMonitor:
         self.corrections = LabelledStream(self.labels)
         self.review = ReviewStream(self.labels)
         self.drift = DriftTracker(drift_window, drift_min_samples, drift_psi_threshold)
+        # Told about each successful request after the monitor's own bookkeeping (``/metrics`` histograms).
+        self.on_request: Callable[[RequestTiming, float], None] | None = None
 
     @contextmanager
     def track(self, endpoint: str, n_texts: int = 1) -> Iterator[RequestTiming]:
@@ -524,6 +527,12 @@ class ServingMonitor:
                     self.requests_abandoned += 1
                 else:
                     self.requests_failed += 1
+            if timing.ok and self.on_request is not None:
+                try:
+                    self.on_request(timing, request_ms)
+                except Exception:
+                    # Metrics export must never fail a request that was answered.
+                    logger.exception("the request observer failed")
 
     def record_rejected(self) -> None:
         with self._lock:

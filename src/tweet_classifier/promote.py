@@ -119,6 +119,8 @@ class RetrainReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     deltas: dict[str, Any] = field(default_factory=dict)
     push: dict[str, Any] | None = None
+    # retrain --corrections: what was used (corrections.CorrectionsUsed) and both models' F1 on them.
+    corrections: dict[str, Any] | None = None
     wandb_run_url: str | None = None
     error: str | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -279,6 +281,26 @@ def render_markdown(report: RetrainReport) -> str:
                 f"| F1 {label} | {champion_metrics['per_class'][label]['f1']:.4f} | "
                 f"{challenger_metrics['per_class'][label]['f1']:.4f} | {delta:+.4f} |"
             )
+    if report.corrections:
+        used = report.corrections
+        lines += [
+            "",
+            "## Users' corrections",
+            "",
+            f"{used['added']} of {used['records']} corrections from `{used['source']}` joined the train split "
+            f"(loss weight {used['weight']:g}; {used['relabelled_train_rows']} train rows took the corrected "
+            f"label). Left out: {used['in_test']} in the frozen test set, {used['in_validation']} in validation, "
+            f"{used['superseded']} superseded by a newer correction, {used['unknown_label']} with an unknown label, "
+            f"{used['empty']} empty.",
+        ]
+        if "champion_macro_f1" in used:
+            lines += [
+                "",
+                "| macro-F1 on the corrections | champion | challenger |",
+                "|---|---|---|",
+                f"| n={used['added']} (in the challenger's training data) | {used['champion_macro_f1']:.4f} | "
+                f"{used['challenger_macro_f1']:.4f} |",
+            ]
     champion_latency = report.champion.get("latency")
     challenger_latency = report.challenger.get("latency")
     if champion_latency and challenger_latency:
@@ -358,6 +380,7 @@ def retrain(
     force: bool = False,
     endpoint: str | None = None,
     trainer: Trainer = _default_trainer,
+    corrections: str | None = None,
 ) -> RetrainReport:
     """Train, compare, decide, report, and push when promoted (or forced). Never raises after work starts."""
     out = Path(out_dir)
@@ -376,11 +399,19 @@ def retrain(
 
         prepared = prepare_data(config)
         report.test_set = fingerprint_test_set(prepared.test, prepared.labels)
+        training_data, scored_corrections = prepared, None
+        if corrections:
+            stage = "add the corrections"
+            from tweet_classifier.corrections import add_corrections, read_correction_records
+
+            records = read_correction_records(corrections)
+            training_data, scored_corrections, used = add_corrections(prepared, records, config, corrections)
+            report.corrections = used.to_dict()
         stage = "load the champion"
         champion_dir = resolve_model_folder(champion, champion_revision)
         report.champion["revision"] = champion_revision or _snapshot_revision(champion_dir)
         stage = "train the challenger"
-        challenger_dir = Path(trainer(config, out / "challenger", prepared))
+        challenger_dir = Path(trainer(config, out / "challenger", training_data))
         report.challenger["model"] = str(challenger_dir)
         if config.promotion.export_challenger:
             stage = "export the challenger"
@@ -392,6 +423,12 @@ def retrain(
         challenger_metrics = evaluate_model(challenger_dir, prepared, "test", config)
         report.champion["metrics"] = _metrics_summary(champion_metrics)
         report.challenger["metrics"] = _metrics_summary(challenger_metrics)
+        if scored_corrections is not None and report.corrections is not None:
+            from tweet_classifier.evaluate import evaluate_loaded, load_model
+
+            for name, folder in (("champion", champion_dir), ("challenger", challenger_dir)):
+                scores = evaluate_loaded(load_model(folder), scored_corrections, config)
+                report.corrections[f"{name}_macro_f1"] = float(scores["macro_f1"])
         stage = "measure latency"
         texts = list(prepared.test["raw_text"])[: config.promotion.latency_texts]
         latency = measure_latency(
@@ -463,6 +500,12 @@ def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--push", default=None, metavar="REPO", help="push a promoted challenger to this Hub repo")
     parser.add_argument("--force", action="store_true", help="push the challenger even if the gate refuses it")
     parser.add_argument("--out", default=None, help="where the challenger and decision.md/json go")
+    parser.add_argument(
+        "--corrections",
+        default=None,
+        metavar="FILE_OR_DATASET",
+        help="users' corrections to add to the train split: the app's FEEDBACK_FILE or its FEEDBACK_REPO dataset",
+    )
     parser.epilog = "exit codes: 0 promoted, 3 refused (champion stays), 1 failed, 2 bad usage or config"
 
 
@@ -485,6 +528,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         push_repo=args.push,
         force=args.force,
         endpoint=os.environ.get("HF_ENDPOINT"),
+        corrections=args.corrections,
     )
     # The command's product for CI: the verdict and where the report is.
     summary = {"verdict": report.verdict, "exit_code": report.exit_code, "report": str(out / REPORT_JSON)}

@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 from fastapi import Body, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from tweet_classifier.artifact import MANIFEST_NAME, ArtifactError, read_canary, read_json
@@ -48,6 +48,8 @@ from tweet_classifier.monitor import (
     ServingMonitor,
     unk_share,
 )
+from tweet_classifier.prometheus import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
+from tweet_classifier.prometheus import ServiceMetrics
 from tweet_classifier.text import normalize_tweet, text_traits
 
 logger = logging.getLogger(__name__)
@@ -398,6 +400,7 @@ class ClassifierService:
         self._feedback_lock = threading.Lock()
         self._background: list[threading.Thread] = []
         self.queue_depth: Callable[[], int] = lambda: 0
+        self.prometheus = ServiceMetrics(self.metrics)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self, background_checks: bool = True) -> None:
@@ -435,6 +438,7 @@ class ClassifierService:
                 drift_psi_threshold=self.config.drift_psi_threshold,
                 max_corrections=self.config.feedback_max_records,
             )
+            monitor.on_request = self.prometheus.observe
             replayed = monitor.load_corrections(self._stored_corrections())
             folder = getattr(predictor, "folder", None)
             self._metadata_dir = (
@@ -558,6 +562,8 @@ class ClassifierService:
         prediction then comes from the same batch as the word variants, so the words explain that label."""
         monitor = self._monitor()
         with monitor.track("predict_explain" if explain else "predict") as timing:
+            # An explanation runs the text and its word variants as one batch on the batch backend.
+            timing.backend = self._backend_name(batch=explain)
             checked = self._check_text(text)
             explanation = None
             if explain:
@@ -588,6 +594,7 @@ class ClassifierService:
         monitor = self._monitor()
         with monitor.track("predict_batch", n_texts=len(texts) if isinstance(texts, list | tuple) else 0) as timing:
             checked = self._check_texts(texts)
+            timing.backend = self._backend_name(batch=len(checked) > 1)
             predictions = self._run_model(self._predictor().predict_batch, checked, abandoned)
             for text, prediction in zip(checked, predictions, strict=True):
                 self._observe(text, prediction)
@@ -595,6 +602,10 @@ class ClassifierService:
             timing.compute_ms = sum(prediction.compute_ms for prediction in predictions)
             timing.ok = True
             return [self._result(prediction, started=timing.started) for prediction in predictions]
+
+    def _backend_name(self, batch: bool) -> str:
+        """The backend a call runs on: the predictor sends one text to its single-text backend."""
+        return str(getattr(self._predictor(), "backend_batch" if batch else "backend_single", "unknown"))
 
     def _run_model(
         self,
@@ -850,6 +861,7 @@ class ClassifierService:
         scores: dict[str, list[float | None]] = {label: [None] * len(texts) for label in predictor.labels}
         batch_size = self.settings.inference.batch_size
         with monitor.track("classify_csv", n_texts=len(valid)) as timing:
+            timing.backend = self._backend_name(batch=len(valid) > 1)
             for start in range(0, len(valid), batch_size):
                 chunk = valid[start : start + batch_size]
                 predictions = self._run_model(predictor.predict_batch, [texts[index] for index in chunk])
@@ -1328,6 +1340,11 @@ def create_app(service: ClassifierService, with_ui: bool = True) -> FastAPI:
     def v1_metrics() -> dict[str, Any]:
         return service.metrics()
 
+    @app.get("/metrics", response_class=Response)
+    def prometheus_metrics() -> Response:
+        """The same state in the Prometheus text format (``tweet_classifier.prometheus``)."""
+        return Response(service.prometheus.exposition(), media_type=PROMETHEUS_CONTENT_TYPE)
+
     if service.settings.latency_probe:
 
         @app.post("/v1/noop")
@@ -1377,6 +1394,7 @@ def _mount_gradio(app: FastAPI, service: ClassifierService, waiting_room: Waitin
         theme=THEME,
         css=UI_CSS,
         ssr_mode=False,
+        mcp_server=service.config.mcp_server,
     )
     # Gradio checks that a file an event receives was uploaded (gradio/processing_utils.py
     # _check_allowed) only once blocks.has_launched is true, which launch() sets and

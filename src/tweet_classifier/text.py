@@ -34,7 +34,13 @@ import emoji
 import ftfy
 from emoji.tokenizer import EmojiMatch, EmojiMatchZWJNonRGI
 
-from tweet_classifier.config import NormalizeConfig
+try:
+    from tweet_classifier.config import NormalizeConfig
+except ImportError:
+    # This file is also shipped, unchanged, in every model repo (``hf_pipeline.py`` imports it there),
+    # where the project is not installed; the pipeline then always passes the model's saved settings.
+    # ``transformers`` skips imports inside ``try`` when it checks a repo module's dependencies.
+    NormalizeConfig = None  # type: ignore[assignment,misc]
 
 # Bump whenever the output of normalize_tweet changes for some input; it is saved with every model
 # so a serving process can refuse a model trained on differently normalized text.
@@ -44,7 +50,7 @@ NORMALIZER_VERSION = "1"
 # most two; the property test in tests/test_text.py searches for inputs that need more.
 _MAX_PASSES = 4
 
-_DEFAULT_CONFIG = NormalizeConfig()
+_DEFAULT_CONFIG = NormalizeConfig() if NormalizeConfig is not None else None
 
 # Mojibake only: encoding repairs and nothing that another step (or the user's config) owns.
 # Curly quotes are straightened here because ftfy's repair of ``â€™`` and a typed ``’`` should end
@@ -160,6 +166,8 @@ def normalize_tweet(text: str, config: NormalizeConfig | None = None) -> str:
     if not isinstance(text, str):
         raise TypeError(f"normalize_tweet expects a str, got {type(text).__name__}")
     settings = _DEFAULT_CONFIG if config is None else config
+    if settings is None:
+        raise TypeError("normalize_tweet needs the model's normalizer settings when tweet_classifier is not installed")
     current = text
     for _ in range(_MAX_PASSES):
         normalized = _normalize_once(current, settings)

@@ -35,6 +35,7 @@ from tweet_classifier import cli
 from tweet_classifier.artifact import WEIGHTS_NAME, ModelManifest, atomic_folder, file_sha256, write_json_atomic
 from tweet_classifier.config import RunConfig, TrainConfig, data_dir, load_config, save_config
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.portable import write_portable_pipeline
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -716,6 +717,8 @@ def _write_model_folder(
             labels,
             config,
         )
+        # After calibration: the pipeline carries the fitted temperature too.
+        write_portable_pipeline(staging)
         save_config(config, staging / "run_config.yaml")
         write_json_atomic(staging / "metrics.json", metrics)
         write_json_atomic(staging / "cleaning_report.json", report)

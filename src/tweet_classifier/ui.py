@@ -607,23 +607,43 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
         )
 
         # ---- the public API (stable names; see README) --------------------------------------------
+        # The docstrings are the API's documentation: Gradio's API page and its MCP tools (name,
+        # description, one description per parameter from "Args:") are built from them.
         def predict(text: str) -> dict:
             """Classify one tweet: {label, scores, latency_ms, compute_ms, normalized_text, model_version,
-            needs_review}."""
+            needs_review}.
+
+            Args:
+                text: the tweet as written (handles, URLs, emoji and all; at most the model's character cap).
+            """
             return guarded(service.predict)(text)
 
         # Its own endpoint rather than a second argument of `predict`: Gradio's call API refuses a request
         # with fewer values than the function has parameters, so a flag would break every one-value caller.
         def explain(text: str) -> dict:
-            """`predict` plus `explanation`: each word of the text with its attribution toward the label."""
+            """`predict` plus `explanation`: each word of the text with its attribution toward the label.
+
+            Args:
+                text: the tweet as written; its words are left out one at a time to see what drove the label.
+            """
             return guarded(service.predict)(text, explain=True)
 
         def predict_batch(texts: list[str]) -> list[dict]:
-            """Classify a list of tweets in one server-side batch; one result per text, in order."""
+            """Classify a list of tweets in one server-side batch; one result per text, in order.
+
+            Args:
+                texts: the tweets as written, at most serve.max_batch_texts of them.
+            """
             return guarded(service.predict_batch)(texts)
 
         def feedback(text: str, predicted: str, correct: str) -> dict:
-            """Record that `text` was predicted `predicted` but the right label is `correct`."""
+            """Record that `text` was predicted `predicted` but the right label is `correct`.
+
+            Args:
+                text: the tweet that was classified.
+                predicted: the label the model gave it.
+                correct: the label it should have had (one of the model's labels).
+            """
             return guarded(service.feedback)(text, predicted, correct)
 
         def metrics() -> dict:
