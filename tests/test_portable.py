@@ -50,6 +50,8 @@ def test_the_folder_registers_the_pipeline_and_ships_the_normalizer_unchanged(po
     assert config["custom_pipelines"]["text-classification"]["impl"] == portable.PIPELINE_IMPL
     assert config[hf_pipeline.SETTINGS_KEY] == ModelManifest.load(portable_folder).normalizer
     assert portable.SETTINGS_KEY == hf_pipeline.SETTINGS_KEY
+    assert portable.TEMPERATURE_KEY == hf_pipeline.TEMPERATURE_KEY
+    assert config[portable.TEMPERATURE_KEY] == 1.0  # no calibration.json
     package = Path(portable.__file__).parent
     for name in portable.PIPELINE_FILES:
         assert (portable_folder / name).read_bytes() == (package / name).read_bytes()
@@ -69,3 +71,27 @@ def test_a_config_without_settings_is_refused_with_the_reason(portable_folder, t
     classify = pipeline("text-classification", model=str(folder), trust_remote_code=True)
     with pytest.raises(ValueError, match="no 'tweet_classifier_normalize'"):
         classify("late again")
+
+
+def test_the_pipeline_uses_the_apps_calibrated_probabilities(portable_folder, tmp_path) -> None:
+    from tweet_classifier.artifact import file_sha256, write_json_atomic
+    from tweet_classifier.calibration import CALIBRATION_FORMAT_VERSION
+
+    folder = tmp_path / "calibrated"
+    shutil.copytree(portable_folder, folder)
+    write_json_atomic(
+        folder / "calibration.json",
+        {
+            "format_version": CALIBRATION_FORMAT_VERSION,
+            "temperature": 0.25,
+            "review": {"threshold": 0.5},
+            "weights_sha256": file_sha256(folder / "model.safetensors"),
+        },
+    )
+    portable.write_portable_pipeline(folder)
+    texts = TRICKY[:3]
+    answer = portable.run_plain_pipeline(folder, texts, tmp_path)
+    predictor = Predictor.load(folder, backend="torch-fp32")
+    for by_label, prediction in zip(answer["scores"], predictor.predict_batch(texts), strict=True):
+        for label, score in prediction.scores.items():
+            assert by_label[label] == pytest.approx(score, abs=1e-5)

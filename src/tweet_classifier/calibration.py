@@ -401,6 +401,7 @@ def calibrate_model_folder(model_dir: Path, config: Any) -> dict[str, Any]:
     from tweet_classifier import card
     from tweet_classifier.data import prepare_data
     from tweet_classifier.evaluate import load_model, split_probabilities
+    from tweet_classifier.portable import write_portable_pipeline
 
     loaded = load_model(model_dir)
     prepared = prepare_data(config)
@@ -427,6 +428,7 @@ def calibrate_model_folder(model_dir: Path, config: Any) -> dict[str, Any]:
     metrics_path = model_dir / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.is_file() else {}
     write_json_atomic(metrics_path, metrics | additions)
+    write_portable_pipeline(model_dir)  # the transformers pipeline divides by the new temperature too
     if "test" in metrics:
         card.write_model_card(model_dir)
     return additions

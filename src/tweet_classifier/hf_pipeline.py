@@ -9,8 +9,9 @@ the Hub's convention for code a model needs. A user with only ``transformers``, 
     classify("@united thanks for the upgrade!! http://t.co/x")
 
 gets the app's labels: each text is normalized with the settings the model was trained with (saved in
-``config.json`` as ``tweet_classifier_normalize``) and truncated at the training length
-(``tokenizer_config.json``'s ``model_max_length``). Without ``trust_remote_code=True`` ``transformers``
+``config.json`` as ``tweet_classifier_normalize``), truncated at the training length
+(``tokenizer_config.json``'s ``model_max_length``), and its probabilities use the app's calibration
+(``tweet_classifier_temperature``). Without ``trust_remote_code=True`` ``transformers``
 refuses to run this file and says so, instead of answering on unnormalized text.
 
 Imports are relative or third-party only: in a model repo there is no ``tweet_classifier`` package.
@@ -26,6 +27,7 @@ from transformers import TextClassificationPipeline
 from .text import normalize_tweet
 
 SETTINGS_KEY = "tweet_classifier_normalize"
+TEMPERATURE_KEY = "tweet_classifier_temperature"
 
 
 class TweetClassificationPipeline(TextClassificationPipeline):
@@ -44,6 +46,14 @@ class TweetClassificationPipeline(TextClassificationPipeline):
                 "train/export, so its normalization is unknown"
             )
         return SimpleNamespace(**saved)
+
+    def _forward(self, model_inputs: Any) -> Any:
+        # The app's calibration (temperature scaling): the same labels, the app's probabilities.
+        outputs = super()._forward(model_inputs)
+        temperature = float(getattr(self.model.config, TEMPERATURE_KEY, 1.0) or 1.0)
+        if temperature != 1.0:
+            outputs["logits"] = outputs["logits"] / temperature
+        return outputs
 
     def preprocess(self, inputs: Any, **tokenizer_kwargs: Any) -> Any:
         settings = self._settings()

@@ -8,7 +8,10 @@ and does three things, all idempotent:
   stores the normalizer settings from the manifest there (``tweet_classifier_normalize``), where the
   pipeline reads them through ``model.config``;
 * sets ``tokenizer_config.json``'s ``model_max_length`` to the training length, so a plain tokenizer
-  truncates where training did (the base model's 512 otherwise).
+  truncates where training did (the base model's 512 otherwise);
+* stores the fitted temperature (``calibration.json``; 1 without one) in ``config.json``
+  (``tweet_classifier_temperature``), which the pipeline divides the logits by, so its probabilities are
+  the app's calibrated ones.
 
 Why copy instead of a package dependency: the Hub's custom-code mechanism loads modules from the repo
 itself, and a model repo must not need this project installed (the PyPI name is also not ours).
@@ -32,8 +35,10 @@ logger = logging.getLogger(__name__)
 PIPELINE_FILES = ("hf_pipeline.py", "text.py")
 PIPELINE_TASK = "text-classification"
 PIPELINE_IMPL = "hf_pipeline.TweetClassificationPipeline"
-# Where the pipeline reads the settings (hf_pipeline.SETTINGS_KEY: that file cannot import this one).
+# Where the pipeline reads the settings (hf_pipeline.SETTINGS_KEY and TEMPERATURE_KEY: that file cannot
+# import this one).
 SETTINGS_KEY = "tweet_classifier_normalize"
+TEMPERATURE_KEY = "tweet_classifier_temperature"
 
 
 def write_portable_pipeline(folder: str | Path) -> None:
@@ -49,6 +54,7 @@ def write_portable_pipeline(folder: str | Path) -> None:
         PIPELINE_TASK: {"impl": PIPELINE_IMPL, "pt": ["AutoModelForSequenceClassification"], "type": "text"}
     }
     config[SETTINGS_KEY] = dict(manifest.normalizer)
+    config[TEMPERATURE_KEY] = _temperature(folder)
     write_json_atomic(config_path, config)
     tokenizer_path = folder / "tokenizer_config.json"
     if tokenizer_path.is_file():
@@ -56,6 +62,14 @@ def write_portable_pipeline(folder: str | Path) -> None:
         tokenizer["model_max_length"] = manifest.max_length
         write_json_atomic(tokenizer_path, tokenizer)
     logger.info("%s: transformers pipeline registered (normalizer and max length %d)", folder, manifest.max_length)
+
+
+def _temperature(folder: Path) -> float:
+    # calibration.py pulls in scipy; only this writer needs it, not every importer of portable.
+    from tweet_classifier.calibration import read_calibration
+
+    calibration = read_calibration(folder)
+    return 1.0 if calibration is None else calibration.temperature
 
 
 # What a user with only transformers runs, in a process where the project cannot be imported (so the
