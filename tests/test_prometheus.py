@@ -76,6 +76,9 @@ def test_metrics_parse_as_prometheus_text_and_change_after_requests(client) -> N
     )
     assert _sample(after, "tweet_classifier_corrections_rows", "tweet_classifier_corrections_rows") == 1
     assert _sample(after, "tweet_classifier_corrections_macro_f1", "tweet_classifier_corrections_macro_f1") == 0.0
+    flagged = client.get("/v1/metrics").json()["review"]["needs_review"]
+    family = "tweet_classifier_review_flagged_texts"
+    assert _sample(after, family, f"{family}_total") == flagged
 
 
 def test_metrics_while_loading_say_not_ready(tmp_path) -> None:

@@ -7,8 +7,8 @@ replica and alert on it. Everything is built on ``prometheus_client``:
 * per-request latency histograms (``..._request_duration_seconds`` and the model's share,
   ``..._compute_duration_seconds``) labelled by endpoint and backend, observed as each request ends;
 * counters and gauges read from the ``ServingMonitor`` at scrape time by a custom collector (requests by
-  outcome, texts, in-flight requests, queue depth, canary and corrections macro-F1, PSI per drift
-  feature), so the two endpoints can never disagree about a count.
+  outcome, texts, texts flagged for review, in-flight requests, queue depth, canary, kept-canary and
+  corrections macro-F1, PSI per drift feature), so the two endpoints can never disagree about a count.
 
 Each service has its own ``CollectorRegistry`` (nothing is registered at import time, and two services in
 one process, as in the tests, do not collide). Latencies are in seconds, as the Prometheus naming
@@ -86,6 +86,7 @@ class _SnapshotCollector(Collector):
                 f"{PREFIX}_queue_depth", "Gradio events waiting in the queue", value=float(snapshot["queue_depth"])
             )
         yield from self._live_f1(snapshot.get("live_f1", {}))
+        yield from self._review(snapshot.get("review") or {})
         yield from self._drift(snapshot.get("drift", {}))
 
     @staticmethod
@@ -97,6 +98,21 @@ class _SnapshotCollector(Collector):
                 yield GaugeMetricFamily(
                     f"{PREFIX}_{name}_macro_f1", f"macro-F1 on the {what}", value=float(stream["macro_f1"])
                 )
+
+    @staticmethod
+    def _review(review: dict[str, Any]) -> Iterator[Metric]:
+        if "texts" not in review:
+            return
+        yield CounterMetricFamily(
+            f"{PREFIX}_review_flagged_texts", "user texts flagged needs_review", value=float(review["needs_review"])
+        )
+        kept = review.get("canary", {})
+        if kept.get("macro_f1") is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_canary_kept_macro_f1",
+                "macro-F1 on the canary rows not flagged for review (what acting automatically scores)",
+                value=float(kept["macro_f1"]),
+            )
 
     @staticmethod
     def _drift(drift: dict[str, Any]) -> Iterator[Metric]:
