@@ -93,6 +93,7 @@ MODEL_ALLOW_LIST = (
     CANARY_NAME,
     CANARY_INFO_NAME,
     "benchmark.json",
+    "ablation.json",
     "README.md",
     "onnx/*.onnx",
     "onnx/*.onnx.data",
