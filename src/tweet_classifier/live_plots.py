@@ -128,7 +128,9 @@ def slices_frame(metrics: Mapping[str, Any] | None) -> pd.DataFrame:
 
 
 # ---- component settings ------------------------------------------------------------------------
-_COMMON: dict[str, Any] = {"height": 260, "buttons": ["fullscreen", "export"], "x_title": "", "show_label": True}
+# The title is drawn by Vega inside the chart: Gradio's block label sits above a chart of the full
+# block height and pushes the bottom legend out of the (clipped) block.
+_COMMON: dict[str, Any] = {"height": 280, "buttons": ["fullscreen", "export"], "x_title": "", "show_label": False}
 LATENCY_PLOT = _COMMON | {
     "x": "time",
     "y": "ms",
@@ -138,6 +140,7 @@ LATENCY_PLOT = _COMMON | {
     "color_map": {name: color for name, (_, color) in LATENCY_SERIES.items()},
     "tooltip": "all",
     "label": "Latency per time bucket (p50 / p95)",
+    "title": "Latency per time bucket (p50 / p95)",
     "elem_id": "tc-plot-latency",
 }
 THROUGHPUT_PLOT = _COMMON | {
@@ -147,6 +150,7 @@ THROUGHPUT_PLOT = _COMMON | {
     "y_lim": [0, None],
     "tooltip": "all",
     "label": "Throughput",
+    "title": "Throughput",
     "elem_id": "tc-plot-throughput",
 }
 F1_PLOT = _COMMON | {
@@ -157,6 +161,7 @@ F1_PLOT = _COMMON | {
     "color_map": F1_COLORS,
     "tooltip": "all",
     "label": "Live macro-F1 as labels accumulate",
+    "title": "Live macro-F1 as labels accumulate",
     "elem_id": "tc-plot-f1",
 }
 PSI_PLOT = _COMMON | {
@@ -167,6 +172,7 @@ PSI_PLOT = _COMMON | {
     "color_map": PSI_COLORS,
     "tooltip": "all",
     "label": "Drift: PSI per feature vs the training split (red: threshold)",
+    "title": "Drift: PSI per feature vs the training split (red: threshold)",
     "elem_id": "tc-plot-psi",
 }
 MIX_PLOT = _COMMON | {
@@ -178,6 +184,7 @@ MIX_PLOT = _COMMON | {
     "tooltip": "all",
     "buttons": ["fullscreen"],
     "label": "Label mix: training split vs live predictions",
+    "title": "Label mix: training split vs live predictions",
     "elem_id": "tc-plot-mix",
 }
 SLICES_PLOT = _COMMON | {
@@ -189,5 +196,6 @@ SLICES_PLOT = _COMMON | {
     "x_label_angle": -35,
     "tooltip": ["n"],
     "label": "Test macro-F1 per slice (metrics.json)",
+    "title": "Test macro-F1 per slice (metrics.json)",
     "elem_id": "tc-plot-slices",
 }
