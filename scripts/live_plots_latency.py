@@ -10,6 +10,7 @@ p95 and the server's own p50). The logic lives in ``tweet_classifier.screenshot`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model = Path(model_to_serve(args))
         texts = [text for text, _ in labelled_texts(model)]
+        load_before = os.getloadavg()[0]
         with (
             tempfile.TemporaryDirectory() as scratch,
             server_process(model, args.port, {"FEEDBACK_FILE": f"{scratch}/feedback.jsonl"}) as base_url,
@@ -43,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_USAGE
     sys.stdout.write(format_plots_latency(rows))
+    # Other work on the machine moves these numbers more than anything the plots do: say how busy it was.
+    sys.stdout.write(
+        f"\n{os.cpu_count()} CPU cores; 1-minute load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after; one client, a request every {args.interval_s:g} s, "
+        f"{args.seconds:g} s per row.\n"
+    )
     return 0
 
 

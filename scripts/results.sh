@@ -2,6 +2,7 @@
 # Run the commands whose outputs the README shows, save each markdown table under docs/results/,
 # then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
 #   scripts/results.sh [data] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate] [speed] [bench] [api] [load]
+#   [plots] [screenshots]
 # With no step, all of them run (about 45 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ cli="$bin/tweet-classifier"
 out=docs/results
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(data baseline ablation train seeds tweet-eval evaluate speed bench api load)
+[ ${#steps[@]} -gt 0 ] || steps=(data baseline ablation train seeds tweet-eval evaluate speed bench api load plots screenshots)
 
 # Trains CONFIG into FOLDER unless that folder already holds a finished model.
 train_once() {
@@ -61,6 +62,12 @@ for step in "${steps[@]}"; do
       "$bin/python" scripts/api_latency.py --model models/airline >"$out/api-latency.txt" ;;
     load)
       "$bin/python" scripts/load_with_corrections.py --model models/airline >"$out/load-corrections.txt" ;;
+    plots)
+      "$bin/python" scripts/live_plots_latency.py --model models/airline --rounds 3 >"$out/live-plots-latency.md" ;;
+    screenshots)
+      # The impact row's cleaning card reads the ablation from the model folder.
+      if [ -f outputs/ablation/airline.json ]; then cp outputs/ablation/airline.json models/airline/ablation.json; fi
+      "$bin/python" scripts/screenshot.py --model models/airline --out docs/screenshots >/dev/null ;;
     *)
       echo "results: unknown step '$step'" >&2
       exit 2 ;;
