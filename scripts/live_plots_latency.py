@@ -10,6 +10,7 @@ p95 and the server's own p50). The logic lives in ``tweet_classifier.screenshot`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -33,15 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model = Path(model_to_serve(args))
         texts = [text for text, _ in labelled_texts(model)]
+        labels = json.loads((model / "tweet_classifier.json").read_text(encoding="utf-8"))["labels"]
         load_before = os.getloadavg()[0]
         with (
             tempfile.TemporaryDirectory() as scratch,
             server_process(model, args.port, {"FEEDBACK_FILE": f"{scratch}/feedback.jsonl"}) as base_url,
         ):
             rows = predict_p50_with_plots(
-                base_url, Path(scratch) / "profile", texts, args.rounds, args.seconds, args.interval_s
+                base_url, Path(scratch) / "profile", texts, labels, args.rounds, args.seconds, args.interval_s
             )
-    except (TweetClassifierError, OSError) as error:
+    except (TweetClassifierError, OSError, KeyError, ValueError) as error:
         sys.stderr.write(f"error: {error}\n")
         return EXIT_USAGE
     sys.stdout.write(format_plots_latency(rows))

@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.test_monitor import LABELS, FakeClock, Traits, _reference
 from tweet_classifier import live_plots
-from tweet_classifier.monitor import DriftReference, ServingMonitor
+from tweet_classifier.monitor import ServingMonitor
 from tweet_classifier.timeline import Reservoir, Timeline
-
-LABELS = ["negative", "neutral", "positive"]
-
-
-@dataclass
-class Traits:
-    n_chars: int = 60
-    n_words: int = 12
-    has_url: bool = False
-    has_mention: bool = True
-    has_emoji: bool = False
-    has_hashtag: bool = False
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_reservoir_is_exact_under_its_cap_and_bounded_over_it() -> None:
@@ -84,11 +64,6 @@ def test_a_timeline_refuses_settings_that_cannot_work() -> None:
         Timeline(dict, bucket_s=0)
     with pytest.raises(ValueError, match="n_buckets >= 2"):
         Timeline(dict, n_buckets=1)
-
-
-def _reference() -> DriftReference:
-    observations = [(Traits(n_chars=60 + i % 50, has_url=i % 10 == 0), 0.0, LABELS[i % 3]) for i in range(300)]
-    return DriftReference.from_observations(observations)
 
 
 def test_the_monitor_feeds_latency_f1_psi_and_the_label_mix_into_its_timeline() -> None:

@@ -262,9 +262,8 @@ def take_screenshots(
         wait_for_plots(driver, LIVE_PLOTS)
         mark_plots(driver, LIVE_PLOTS)
         before = {plot: plot_state(driver, plot) for plot in LIVE_PLOTS}
-        report["load"] |= {
-            f"after_{key}": value for key, value in send_load(base_url, labelled_texts(model_dir), 6.0).items()
-        }
+        more = send_load(base_url, texts, 6.0)
+        report["load"] |= {f"after_{key}": value for key, value in more.items()}
         time.sleep(2.5)
         after = {plot: plot_state(driver, plot) for plot in LIVE_PLOTS}
         report["plots"] = {
@@ -298,6 +297,7 @@ def predict_p50_with_plots(
     base_url: str,
     profile: Path,
     texts: Sequence[str],
+    labels: Sequence[str],
     rounds: int = 2,
     seconds: float = 15.0,
     interval_s: float = 0.05,
@@ -315,7 +315,7 @@ def predict_p50_with_plots(
             if plots_open:
                 driver = chrome(profile)
                 driver.get(base_url + "/")
-                classify_in_page(driver, FIRST_TWEET, ["negative", "neutral", "positive"])
+                classify_in_page(driver, FIRST_TWEET, labels)
                 open_tab(driver, "Live metrics")
                 wait_for_plots(driver, LIVE_PLOTS[:2])
             try:
