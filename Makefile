@@ -26,7 +26,7 @@ export TOKENIZERS_PARALLELISM ?= false
 PYTEST := $(BIN)/python -m pytest
 COV := --cov --cov-report=term-missing:skip-covered --cov-report=xml
 
-.PHONY: help setup fetch demo test test-slow test-load test-browser test-security lint format data baseline ablation train \
+.PHONY: help setup fetch demo test test-slow test-load test-browser test-security screenshot lint format data baseline ablation train \
 	train-resume evaluate train-speed export bench bench-smoke api-latency results push deploy-space retrain clean
 
 help:  ## list the targets
@@ -69,6 +69,9 @@ test-load: setup  ## 16 gradio_client users for 60 s against a served model: zer
 
 test-browser: setup  ## headless Chromium classifies a tweet (needs apt-get install chromium chromium-driver)
 	$(PYTEST) -m browser --no-cov
+
+screenshot: setup  ## PNGs of the served MODEL_ID (default: newest under models/) for the README, in docs/screenshots/
+	$(BIN)/python scripts/screenshot.py $(if $(MODEL_ID),--model $(MODEL_ID))
 
 test-security: setup  ## file reads, hostile bodies, formulas, uploads, CORS, busy and abandoned requests, on loopback
 	$(PYTEST) -m security --no-cov

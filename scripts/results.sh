@@ -2,7 +2,7 @@
 # Run the commands whose outputs the README shows, save each markdown table under docs/results/,
 # then splice them into README.md (scripts/update_readme.py). Steps can be run one at a time:
 #   scripts/results.sh [data] [mojibake] [byod] [baseline] [ablation] [train] [seeds] [tweet-eval] [evaluate]
-#                      [speed] [bench] [api] [load] [trust] [bulk] [pipeline]
+#                      [speed] [bench] [api] [load] [trust] [bulk] [pipeline] [plots] [screenshots]
 # With no step, all of them run (about 45 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ cli="$bin/tweet-classifier"
 out=docs/results
 mkdir -p "$out"
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load trust bulk pipeline)
+[ ${#steps[@]} -gt 0 ] || steps=(data mojibake byod baseline ablation train seeds tweet-eval evaluate speed bench api load trust bulk pipeline plots screenshots)
 
 # Trains CONFIG into FOLDER unless that folder already holds a finished model.
 train_once() {
@@ -81,6 +81,12 @@ for step in "${steps[@]}"; do
       "$bin/python" scripts/explain_eval.py --model models/airline >"$out/trust-airline.md" ;;
     pipeline)
       "$bin/python" scripts/pipeline_parity.py --model models/airline >"$out/pipeline-parity.md" ;;
+    plots)
+      "$bin/python" scripts/live_plots_latency.py --model models/airline --rounds 3 >"$out/live-plots-latency.md" ;;
+    screenshots)
+      # The impact row's cleaning card reads the ablation from the model folder.
+      if [ -f outputs/ablation/airline.json ]; then cp outputs/ablation/airline.json models/airline/ablation.json; fi
+      "$bin/python" scripts/screenshot.py --model models/airline --out docs/screenshots >/dev/null ;;
     *)
       echo "results: unknown step '$step'" >&2
       exit 2 ;;

@@ -30,6 +30,7 @@ from tweet_classifier.ui import (
     confusion_matrix_figure,
     render_batch_summary,
     render_header,
+    render_impact,
     render_live_panel,
     render_model_card,
     render_stats,
@@ -312,14 +313,30 @@ def test_ui_handlers_classify_correct_batch_and_model_view(served, tmp_path) -> 
     assert "<script>" not in report
     assert "&lt;script&gt;" in report
 
-    header, stats, live, metrics = handlers["on_tick"]()
+    header, stats = handlers["on_tick"]()
     assert service.predictor.model_version in header
     assert 'id="tc-stats"' in stats
+    *plots, live, metrics = handlers["on_live_tick"]()
+    latency, throughput, f1, mix, psi = plots
+    assert list(f1.columns) == ["time", "macro-F1", "source"]
+    assert {"request p50", "compute p95"} <= set(latency["series"])
+    assert throughput["requests/s"].sum() > 0
+    assert list(mix.columns) == ["source", "share", "label"]
+    assert list(psi.columns) == ["time", "PSI", "feature"]
     assert "Latency" in live
     assert "sent to a person" in stats
     assert "<h3>Review</h3>" in live
     assert metrics["review"]["texts"] >= 1
     json.dumps(metrics)
+
+    impact, shown = handlers["on_impact"](False)
+    assert shown is True
+    assert 'id="tc-impact-quality"' in impact
+    assert '<span class="tc-after" data-value="0.6">0.600</span>' in impact
+    assert "metrics.json: baseline.test.macro_f1" in impact
+    assert handlers["on_impact"](True)[1] is True  # once per session
+    slices = handlers["on_slices_view"]()
+    assert slices.value["data"][0][:2] == ["all test (4)", pytest.approx(0.6)]
 
 
 def test_unexpected_errors_show_a_generic_message(served, caplog, monkeypatch) -> None:
@@ -408,6 +425,18 @@ def test_renderers_escape_model_and_user_text() -> None:
     card = render_model_card({"model_version": XSS, "labels": [XSS], "manifest": {"base_model": XSS}})
     assert "<script>" not in card
     assert "no metrics.json" in card
+
+
+def test_impact_row_shows_each_number_with_its_source_and_escapes_it() -> None:
+    from tweet_classifier.impact import Impact
+
+    assert render_impact([]) == ""
+    impact = Impact("quality", XSS, 0.5, 0.75, "0.500", "0.750", "+0.250", XSS, f"metrics.json {XSS}")
+    row = render_impact([impact, impact])
+    assert "<script>" not in row
+    assert 'title="Source: metrics.json &lt;script&gt;' in row
+    assert '<span class="tc-before" data-value="0.5">0.500</span>' in row
+    assert "<sup>2</sup>" in row  # a numbered footnote per card: phones have no hover
 
 
 def test_batch_summary_reports_f1_and_skips() -> None:

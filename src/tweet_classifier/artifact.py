@@ -10,6 +10,8 @@ Layout of a model folder::
     canary.jsonl, canary.json                           (labelled canary rows and their provenance)
     calibration.json                                    (temperature and review threshold, from validation)
     onnx/                                               (written by ``export``)
+    benchmark.json                                      (``benchmark``: every backend vs the transformers pipeline)
+    ablation.json                                       (optional: ``scripts/ablation.py --json DIR/ablation.json``)
 
 The server needs nothing but this folder: the drift reference and the canary rows travel with the model
 (to the Hub, a Space, a Docker image), so live F1 and drift work where the training data is absent.
@@ -45,6 +47,9 @@ CANARY_NAME = "canary.jsonl"
 CANARY_INFO_NAME = "canary.json"
 CANARY_FORMAT_VERSION = 1
 CALIBRATION_NAME = "calibration.json"
+BENCHMARK_NAME = "benchmark.json"
+# The cleaning ablation of the config the model was trained with (the app's impact row reads it).
+ABLATION_NAME = "ablation.json"
 
 # What each file of a model folder is, for the model card's file list (first matching pattern wins).
 FILE_DESCRIPTIONS = (
@@ -61,7 +66,8 @@ FILE_DESCRIPTIONS = (
     (CANARY_NAME, "labelled canary rows the app streams through the model for its live macro-F1"),
     (CANARY_INFO_NAME, "where the canary rows come from and the macro-F1 they must score"),
     (CALIBRATION_NAME, "temperature scaling and the review threshold, fitted on validation (applied by every backend)"),
-    ("benchmark.json", "inference benchmark of every backend"),
+    (BENCHMARK_NAME, "inference benchmark of every backend"),
+    (ABLATION_NAME, "cleaning ablation: the TF-IDF baseline retrained with each cleaning step switched off"),
     ("README.md", "this model card"),
     ("onnx/model.onnx", "ONNX fp32 graph (fused)"),
     ("onnx/model-int8.onnx", "ONNX int8 graph (dynamic, per channel)"),

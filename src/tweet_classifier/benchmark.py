@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tweet_classifier.artifact import write_json_atomic
+from tweet_classifier.artifact import BENCHMARK_NAME, write_json_atomic
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.export import THROUGHPUT_PASSES, batch_throughput, single_latencies_ms
 
@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 PIPELINE = "pipeline"
 AUTO = "auto"
-BENCHMARK_NAME = "benchmark.json"
 THROUGHPUT_BATCH = 32
 DEFAULT_MODEL = Path("models/airline")
 # One-text latency over at most this many texts: percentiles settle long before, and it keeps runs short.

@@ -361,6 +361,10 @@ class ServeConfig(_Section):
     # PSI above 0.25 is the usual "major shift" line; 0.1-0.25 "moderate".
     drift_psi_threshold: float = Field(0.25, gt=0)
     metrics_refresh_s: float = Field(2.0, gt=0)
+    # The live plots: the last timeline_buckets buckets of timeline_bucket_s seconds each (5 s x 120 =
+    # the last 10 minutes), a fixed amount of memory whatever the traffic (monitor.py, timeline.py).
+    timeline_bucket_s: float = Field(5.0, gt=0)
+    timeline_buckets: int = Field(120, ge=2, le=10_000)
     # SIGTERM: requests already running finish; waiting ones may still start during the first half of
     # this grace and are answered "busy" after it, so nothing is cut off when it ends.
     graceful_shutdown_s: float = Field(30.0, ge=0)

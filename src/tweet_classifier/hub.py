@@ -99,6 +99,7 @@ MODEL_ALLOW_LIST = (
     CANARY_INFO_NAME,
     CALIBRATION_NAME,
     "benchmark.json",
+    "ablation.json",
     "README.md",
     # The transformers pipeline the repo ships (portable.py): pipeline(..., trust_remote_code=True).
     "hf_pipeline.py",

@@ -28,6 +28,7 @@ from tweet_classifier.artifact import REFERENCE_NAME
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import confusion_report_dict
 from tweet_classifier.text import TextTraits, text_traits
+from tweet_classifier.timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +235,10 @@ class DriftTracker:
         self._recent.append(bins)
         for feature, bin_name in bins.items():
             self._counts.setdefault(feature, Counter())[bin_name] += 1
+
+    def live_shares(self, feature: str) -> dict[str, float]:
+        """Shares of each bin of ``feature`` over the recent window (``predicted_label``: the label mix)."""
+        return _shares(+self._counts.get(feature, Counter()))
 
     def summary(self) -> dict[str, Any]:
         live = {feature: _shares(+counter) for feature, counter in self._counts.items()}
@@ -473,6 +478,8 @@ class ServingMonitor:
         drift_psi_threshold: float = 0.25,
         max_corrections: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        timeline_bucket_s: float = 5.0,
+        timeline_buckets: int = 120,
     ) -> None:
         self.labels = list(labels)
         self.max_corrections = max_corrections
@@ -498,6 +505,33 @@ class ServingMonitor:
         self.drift = DriftTracker(drift_window, drift_min_samples, drift_psi_threshold)
         # Told about each successful request after the monitor's own bookkeeping (``/metrics`` histograms).
         self.on_request: Callable[[RequestTiming, float], None] | None = None
+        # The live plots' history. Every event below rolls it first (so a closed bucket holds the state
+        # at its end); PSI is recomputed at most once per closed bucket and per read, never per request.
+        self._psi: dict[str, float] | None = None
+        self._psi_stale = True
+        self.timeline = Timeline(
+            self._timeline_state,
+            bucket_s=timeline_bucket_s,
+            n_buckets=timeline_buckets,
+            started=self.started_at,
+            started_wall=time.time(),
+        )
+
+    def _timeline_state(self) -> dict[str, Any]:
+        """Canary, corrections and PSI numbers now (called by the timeline under ``self._lock``)."""
+        canary, corrections = self.canary.summary(), self.corrections.summary()
+        if self._psi_stale:
+            drift = self.drift.summary()
+            # Before drift_min_samples inputs PSI is noise: the plot shows no line rather than a spike.
+            self._psi = drift["psi"] if drift["status"] in ("ok", "drift") else None
+            self._psi_stale = False
+        return {
+            "canary_n": canary["n"] or None,
+            "canary_macro_f1": canary["macro_f1"],
+            "corrections_n": corrections["n"] or None,
+            "corrections_macro_f1": corrections["macro_f1"],
+            "psi": self._psi,
+        }
 
     @contextmanager
     def track(self, endpoint: str, n_texts: int = 1) -> Iterator[RequestTiming]:
@@ -521,6 +555,7 @@ class ServingMonitor:
                     self.texts_served += timing.n_texts
                     self.latency.add(timing.compute_ms, request_ms)
                     self._finished.append((self._clock(), timing.n_texts))
+                    self.timeline.record_request(self._clock(), request_ms, timing.compute_ms, timing.n_texts)
                 elif outcome == "rejected":
                     self.requests_rejected += 1
                 elif outcome == "abandoned":
@@ -544,11 +579,15 @@ class ServingMonitor:
 
     def observe_input(self, traits: TextTraits, unk_share: float, predicted_label: str) -> None:
         with self._lock:
+            self.timeline.roll(self._clock())
             self.drift.observe(traits, unk_share, predicted_label)
+            self._psi_stale = True
 
     def set_reference(self, reference: DriftReference) -> None:
         with self._lock:
+            self.timeline.roll(self._clock())
             self.drift.set_reference(reference)
+            self._psi_stale = True
 
     def set_reference_unavailable(self, reason: str) -> None:
         """Say in plain words why drift is not measured (shown in place of the drift verdict)."""
@@ -565,6 +604,7 @@ class ServingMonitor:
         self, y_true: Sequence[str], y_pred: Sequence[str], needs_review: Sequence[bool] | None = None
     ) -> None:
         with self._lock:
+            self.timeline.roll(self._clock())
             self.canary.extend(y_true, y_pred)
             if needs_review is not None:
                 self.review.observe_canary(y_true, y_pred, needs_review)
@@ -583,6 +623,7 @@ class ServingMonitor:
         feedback file just trimmed, and past ``max_corrections`` the oldest. Returns the new summary."""
         self._check_labels(predicted, correct)
         with self._lock:
+            self.timeline.roll(self._clock())
             self.corrections.extend([correct], [predicted])
             self.corrections.drop_oldest(max(dropped_oldest, len(self.corrections) - self.max_corrections))
             return self.corrections.summary()
@@ -592,6 +633,7 @@ class ServingMonitor:
         kept in order but not counted. Returns how many corrections the live F1 now counts."""
         pairs = [(record.get("correct"), record.get("predicted")) for record in records]
         with self._lock:
+            self.timeline.roll(self._clock())
             self.corrections.extend([correct for correct, _ in pairs], [predicted for _, predicted in pairs])
             self.corrections.drop_oldest(len(self.corrections) - self.max_corrections)
             return self.corrections.summary()["n"]
@@ -638,3 +680,16 @@ class ServingMonitor:
                 "review": self.review.summary(),
                 "drift": self.drift.summary(),
             }
+
+    def timeline_snapshot(self) -> dict[str, Any]:
+        """The live plots' data: ``Timeline.to_dict`` plus the PSI threshold and the label mix (the
+        training split's labels from the drift reference vs the recent predictions)."""
+        with self._lock:
+            series = self.timeline.to_dict(self._clock())
+            reference = self.drift.reference
+            series["psi_threshold"] = self.drift.psi_threshold
+            series["label_mix"] = {
+                "training": dict(reference.distributions.get(PREDICTED_LABEL, {})) if reference else {},
+                "live": self.drift.live_shares(PREDICTED_LABEL),
+            }
+            return series

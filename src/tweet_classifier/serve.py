@@ -39,6 +39,7 @@ from tweet_classifier.artifact import MANIFEST_NAME, ArtifactError, read_canary,
 from tweet_classifier.config import InferenceConfig, NormalizeConfig, ServeConfig, load_serving_config
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.feedback_hub import HubFeedbackLog, merge_records
+from tweet_classifier.impact import read_impact
 from tweet_classifier.metrics import classification_report_dict
 from tweet_classifier.monitor import (
     REFERENCE_NAME,
@@ -437,6 +438,8 @@ class ClassifierService:
                 drift_min_samples=self.config.drift_min_samples,
                 drift_psi_threshold=self.config.drift_psi_threshold,
                 max_corrections=self.config.feedback_max_records,
+                timeline_bucket_s=self.config.timeline_bucket_s,
+                timeline_buckets=self.config.timeline_buckets,
             )
             monitor.on_request = self.prometheus.observe
             replayed = monitor.load_corrections(self._stored_corrections())
@@ -694,6 +697,10 @@ class ClassifierService:
         )
         return base | self.monitor.snapshot(queue_depth=self.queue_depth())
 
+    def timeline(self) -> dict[str, Any] | None:
+        """The live plots' history (``ServingMonitor.timeline_snapshot``); ``None`` while loading."""
+        return None if self.monitor is None else self.monitor.timeline_snapshot()
+
     # ---- drift -----------------------------------------------------------------------------------
     def _observe(self, text: str, prediction: PredictionLike) -> None:
         try:
@@ -914,6 +921,7 @@ class ClassifierService:
             "metrics": None,
             "cleaning_report_md": None,
             "cleaning_report": None,
+            "impact": [],
         }
         folder = self._metadata_dir
         if folder is None:
@@ -926,6 +934,7 @@ class ClassifierService:
         report_md = folder / "cleaning_report.md"
         if report_md.is_file():
             info["cleaning_report_md"] = report_md.read_text(encoding="utf-8", errors="replace")[:50_000]
+        info["impact"] = read_impact(folder, getattr(predictor, "backend_single", None))
         return info
 
 

@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 import gradio as gr
 from matplotlib.figure import Figure
 
+from tweet_classifier import live_plots
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.impact import Impact
 from tweet_classifier.serve import INTERNAL_ERROR_MESSAGE, BadRequestError, ClassifierService, CsvResult
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,18 @@ UI_CSS = """
 .tc-ok {border-left:4px solid #10b981; background:rgba(16,185,129,.10); padding:.6rem .9rem; border-radius:8px;}
 .tc-table {border-collapse:collapse; width:100%; font-size:.9rem;}
 .tc-table th, .tc-table td {border-bottom:1px solid var(--border-color-primary); padding:.3rem .5rem; text-align:left;}
+.tc-impact {display:grid; grid-template-columns:repeat(auto-fit,minmax(240px,1fr)); gap:.6rem;}
+.tc-impact-card {border:1px solid var(--border-color-primary); border-radius:12px; padding:.55rem .85rem;
+  background:var(--background-fill-secondary); cursor:help;}
+.tc-impact-k {font-size:.74rem; text-transform:uppercase; letter-spacing:.05em; opacity:.72;}
+.tc-impact-v {display:flex; align-items:baseline; flex-wrap:wrap; gap:.15rem .45rem; margin:.1rem 0;}
+.tc-before {font-size:1.05rem; opacity:.62;}
+.tc-arrow {opacity:.55;}
+.tc-after {font-size:1.55rem; font-weight:700; color:var(--color-accent);}
+.tc-change {font-size:.82rem; font-weight:600; padding:.05rem .45rem; border-radius:999px;
+  background:rgba(16,185,129,.14); color:#047857;}
+.tc-impact-s {font-size:.78rem; opacity:.72;}
+.tc-impact-notes {font-size:.7rem; opacity:.6; margin-top:.25rem; line-height:1.35;}
 """
 
 
@@ -111,6 +125,43 @@ def render_header(metrics: dict[str, Any]) -> str:
         '<div class="tc-header"><div><h1>Tweet classifier</h1>'
         f"<p>{_escape(subtitle)} · live F1, latency and drift measured by this server</p></div>"
         f'<div class="tc-badges">{badge_html}</div></div>'
+    )
+
+
+def render_impact(impacts: Sequence[Impact]) -> str:
+    """The headline results as before -> after cards, each with its source on hover (``title``) and in
+    a numbered footnote (phones have no hover). ``data-value`` holds the unrounded number."""
+    if not impacts:
+        return ""
+    cards, notes = [], []
+    for number, impact in enumerate(impacts, start=1):
+        cards.append(
+            f'<div class="tc-impact-card" id="tc-impact-{_escape(impact.key)}" '
+            f'title="Source: {_escape(impact.source)}">'
+            f'<div class="tc-impact-k">{_escape(impact.title)}<sup>{number}</sup></div><div class="tc-impact-v">'
+            f'<span class="tc-before" data-value="{impact.before!r}">{_escape(impact.before_text)}</span>'
+            '<span class="tc-arrow" aria-label="to">→</span>'
+            f'<span class="tc-after" data-value="{impact.after!r}">{_escape(impact.after_text)}</span>'
+            f'<span class="tc-change">{_escape(impact.change_text)}</span></div>'
+            f'<div class="tc-impact-s">{_escape(impact.caption)}</div></div>'
+        )
+        notes.append(f"<sup>{number}</sup>&#8239;{_escape(impact.source)}")
+    return (
+        f'<div class="tc-impact" id="tc-impact">{"".join(cards)}</div>'
+        f'<div class="tc-impact-notes">{" · ".join(notes)}</div>'
+    )
+
+
+def live_plot_values(timeline: dict[str, Any] | None, labels: Sequence[str], offline_f1: float | None) -> tuple:
+    """The five live plots' DataFrames (latency, throughput, F1, label mix, PSI), in layout order."""
+    if timeline is None:
+        return (gr.skip(),) * 5
+    return (
+        live_plots.latency_frame(timeline),
+        live_plots.throughput_frame(timeline),
+        live_plots.f1_frame(timeline, offline_f1),
+        live_plots.label_mix_frame(timeline, labels),
+        live_plots.psi_frame(timeline),
     )
 
 
@@ -442,10 +493,12 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
     # Uploads and result files are deleted upload_ttl_s after they were written (checked every minute).
     with gr.Blocks(title="Tweet classifier", delete_cache=(60, config.upload_ttl_s)) as demo:
         header = gr.HTML(render_header(service.metrics()), elem_id="tc-header")
+        impact = gr.HTML("", elem_id="tc-impact-row")
+        impact_shown = gr.State(False)
         stats = gr.HTML(render_stats(service.metrics()), elem_id="tc-stats-panel")
         last_prediction = gr.State(None)
         with gr.Tabs():
-            with gr.Tab("Classify", id="classify"), gr.Row(equal_height=False):
+            with gr.Tab("Classify", id="classify") as classify_tab, gr.Row(equal_height=False):
                 with gr.Column(scale=3):
                     text = gr.Textbox(
                         label="Tweet",
@@ -472,7 +525,7 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
                         correct = gr.Radio(choices=[], label="The right label is")
                         send_correction = gr.Button("Send correction")
                         correction_status = gr.Markdown()
-            with gr.Tab("Batch (CSV)", id="batch"):
+            with gr.Tab("Batch (CSV)", id="batch") as batch_tab:
                 gr.Markdown(
                     f"Upload a UTF-8 CSV (at most {config.max_csv_rows:,} rows, "
                     f"{config.max_csv_bytes // 1_000_000} MB) "
@@ -489,14 +542,23 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
                     download = gr.File(label="Predictions (CSV)")
                     batch_matrix = gr.Plot(label="Confusion matrix of this upload")
                 batch_preview = gr.Dataframe(label="First rows", interactive=False)
-            with gr.Tab("Live metrics", id="metrics"):
-                live_panel = gr.HTML(render_live_panel(service.metrics()), elem_id="tc-live")
+            with gr.Tab("Live metrics", id="metrics") as live_tab:
+                with gr.Row():
+                    latency_plot = gr.LinePlot(**live_plots.LATENCY_PLOT, scale=3)
+                    throughput_plot = gr.LinePlot(**live_plots.THROUGHPUT_PLOT, scale=2)
+                with gr.Row():
+                    f1_plot = gr.LinePlot(**live_plots.F1_PLOT, scale=3)
+                    mix_plot = gr.BarPlot(**live_plots.MIX_PLOT, scale=2)
+                psi_plot = gr.LinePlot(**live_plots.PSI_PLOT)
+                with gr.Accordion("Exact values (tables)", open=False):
+                    live_panel = gr.HTML(render_live_panel(service.metrics()), elem_id="tc-live")
                 with gr.Accordion("Raw /metrics JSON", open=False):
                     live_json = gr.JSON()
-            with gr.Tab("Model", id="model"):
+            with gr.Tab("Model", id="model") as model_tab:
                 model_card = gr.Markdown("The model is loading…")
                 with gr.Row():
                     model_matrix = gr.Plot(label="Test confusion matrix")
+                    model_slices = gr.BarPlot(**live_plots.SLICES_PLOT, scale=2)
                     model_balance = gr.Plot(label="Class balance")
                 with gr.Row():
                     calibration_card = gr.Markdown(elem_id="tc-calibration")
@@ -513,6 +575,8 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
                 with gr.Accordion("Cleaning report", open=False):
                     cleaning_report = gr.Markdown()
         timer = gr.Timer(config.metrics_refresh_s)
+        # Only a browser showing the Live metrics tab pays for the plots (and the server for their data).
+        live_timer = gr.Timer(config.metrics_refresh_s, active=False)
 
         @guarded
         def on_classify(tweet: str) -> tuple[dict[str, float], str, str, Any, dict[str, str], str, Any]:
@@ -553,9 +617,29 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
                 figure = confusion_matrix_figure(matrix["labels"], matrix["matrix"], "This upload")
             return render_batch_summary(result), str(result.output_path), figure, result.preview
 
-        def on_tick() -> tuple[str, str, str, dict[str, Any]]:
+        def on_tick() -> tuple[str, str]:
             metrics = service.metrics()
-            return render_header(metrics), render_stats(metrics), render_live_panel(metrics), metrics
+            return render_header(metrics), render_stats(metrics)
+
+        def on_live_tick() -> tuple[Any, ...]:
+            metrics = service.metrics()
+            offline_f1 = metrics.get("live_f1", {}).get("canary", {}).get("source", {}).get("expected_macro_f1")
+            plots = live_plot_values(service.timeline(), metrics.get("labels", []), offline_f1)
+            return (*plots, render_live_panel(metrics), metrics)
+
+        @guarded
+        def on_impact(shown: bool) -> tuple[Any, bool]:
+            # Once per browser session, as soon as the model (and so its folder) is there.
+            if shown or not service.ready:
+                return gr.skip(), shown
+            return render_impact(service.model_info()["impact"]), True
+
+        @guarded
+        def on_slices_view() -> Any:
+            if not service.ready:
+                return gr.skip()
+            frame = live_plots.slices_frame(service.model_info().get("metrics"))
+            return gr.BarPlot(value=frame, sort=frame["slice"].tolist())
 
         @guarded
         def on_model_view() -> tuple[str, Figure | None, Figure | None, str, str, Any]:
@@ -592,19 +676,23 @@ def build_demo(service: ClassifierService) -> gr.Blocks:
             **ui_only,
         )
         # Metric refreshes never wait behind model calls and never pile up.
-        timer.tick(
-            on_tick,
-            outputs=[header, stats, live_panel, live_json],
-            concurrency_limit=None,
-            trigger_mode="always_last",
-            show_progress="hidden",
-            **ui_only,
+        refresh: dict[str, Any] = {"concurrency_limit": None, "trigger_mode": "always_last", "show_progress": "hidden"}
+        timer.tick(on_tick, outputs=[header, stats], **refresh, **ui_only)
+        timer.tick(on_impact, inputs=[impact_shown], outputs=[impact, impact_shown], **refresh, **ui_only)
+        live_outputs = [latency_plot, throughput_plot, f1_plot, mix_plot, psi_plot, live_panel, live_json]
+        live_timer.tick(on_live_tick, outputs=live_outputs, **refresh, **ui_only)
+        live_tab.select(lambda: gr.Timer(active=True), outputs=[live_timer], **ui_only).then(
+            on_live_tick, outputs=live_outputs, show_progress="hidden", **ui_only
         )
+        for other_tab in (classify_tab, batch_tab, model_tab):
+            other_tab.select(lambda: gr.Timer(active=False), outputs=[live_timer], **ui_only)
         demo.load(
             on_model_view,
             outputs=[model_card, model_matrix, model_balance, cleaning_report, calibration_card, reliability],
             **ui_only,
         )
+        demo.load(on_impact, inputs=[impact_shown], outputs=[impact, impact_shown], **ui_only)
+        demo.load(on_slices_view, outputs=[model_slices], **ui_only)
 
         # ---- the public API (stable names; see README) --------------------------------------------
         # The docstrings are the API's documentation: Gradio's API page and its MCP tools (name,
