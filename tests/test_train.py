@@ -162,6 +162,20 @@ def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeyp
     assert record.summary["test/macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
     assert record.summary["baseline/test_macro_f1"] == pytest.approx(metrics["baseline"]["test"]["macro_f1"])
     assert {"test/per_class", "test/confusion_matrix", "test/slices", "data/cleaning_steps"} <= set(record.tables)
+    predictions = record.tables["test/predictions"]
+    assert predictions["columns"][:4] == ["raw_text", "text", "label", "predicted"]
+    assert len(predictions["data"]) == metrics["test"]["n"]
+    assert any(key.startswith("test/confusion_matrix_plot") for key in record.tables)
+    assert "git_commit" in record.config
+    artifacts = {artifact["type"]: artifact for artifact in record.artifacts}
+    assert artifacts["model"]["aliases"] == ["latest"]
+    assert {"model.safetensors", "config.json", "metrics.json", "calibration.json"} <= set(artifacts["model"]["files"])
+    assert set(artifacts["dataset"]["files"]) == {
+        "train.parquet",
+        "validation.parquet",
+        "test.parquet",
+        "cleaning_report.json",
+    }
 
     # Nothing the run wrote (model folder, checkpoints with training_args.bin, W&B files) holds a secret.
     checkpoints = train.checkpoints_dir_for(model_dir)

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import struct
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -153,6 +154,31 @@ class TrackingRun:
             f"log table {key}",
             lambda run: run.log({key: wandb.Table(columns=list(columns), data=[list(row) for row in rows])}),
         )
+
+    def log_artifact(
+        self,
+        name: str,
+        artifact_type: str,
+        folder: Path,
+        aliases: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Every file under ``folder`` as a versioned W&B Artifact (offline: staged in the run, synced later)."""
+        import wandb
+
+        def log(run: Any) -> None:
+            artifact = wandb.Artifact(name, type=artifact_type, metadata=redact_secrets(dict(metadata or {})))
+            artifact.add_dir(str(folder))
+            run.log_artifact(artifact, aliases=list(aliases))
+
+        self._guard(f"log artifact {name}", log)
+
+    def log_plot(self, key: str, make: Callable[[], Any]) -> None:
+        """``make()`` builds a ``wandb.plot`` object; a failure there is a warning like any other W&B call."""
+        self._guard(f"log plot {key}", lambda run: run.log({key: make()}))
+
+    def set_config(self, values: Mapping[str, Any]) -> None:
+        self._guard("update the run config", lambda run: run.config.update(dict(values), allow_val_change=True))
 
     def finish(self) -> None:
         self._guard("finish the run", lambda run: run.finish())
@@ -309,6 +335,59 @@ def log_final_results(
         _log_cleaning_report(run, cleaning_report)
 
 
+def log_test_predictions(
+    run: TrackingRun, frame: Any, probabilities: Any, labels: Sequence[str], max_rows: int = 5_000
+) -> None:
+    """``wandb.plot.confusion_matrix`` of the test split and a Table of every prediction with its scores
+    and the normalized text the model read (at most ``max_rows`` rows, in split order)."""
+    if not run.active:
+        return
+    import wandb
+
+    predicted = [int(index) for index in probabilities.argmax(axis=1)]
+    truth = [labels.index(str(label)) for label in frame["label"]]
+    run.log_plot(
+        "test/confusion_matrix_plot",
+        lambda: wandb.plot.confusion_matrix(y_true=truth, preds=predicted, class_names=list(labels)),
+    )
+    raw = frame["raw_text"] if "raw_text" in frame else frame["text"]
+    rows = [
+        [str(raw_text), str(text), str(label), labels[guess], *(round(float(p), 6) for p in scores)]
+        for raw_text, text, label, guess, scores in zip(
+            raw, frame["text"], frame["label"], predicted, probabilities, strict=True
+        )
+    ][:max_rows]
+    run.log_table("test/predictions", ["raw_text", "text", "label", "predicted", *(f"p_{x}" for x in labels)], rows)
+
+
+def log_model_and_data(run: TrackingRun, model_dir: Path, prepared: Any, config: RunConfig, metrics: Any) -> None:
+    """The model folder (type ``model``) and the cleaned splits with the cleaning report (type
+    ``dataset``) as Artifacts aliased ``latest``, so a run, its data and its weights stay linked."""
+    if not run.active:
+        return
+    run.log_artifact(
+        f"{config.name}-model",
+        "model",
+        model_dir,
+        aliases=["latest"],
+        metadata={"test_macro_f1": metrics.get("test", {}).get("macro_f1"), "folder": model_dir.name},
+    )
+    with tempfile.TemporaryDirectory(prefix="tweet-classifier-splits-") as folder:
+        splits = Path(folder)
+        for split in ("train", "validation", "test"):
+            frame = getattr(prepared, split)
+            columns = [column for column in ("text", "raw_text", "label", "weight") if column in frame]
+            frame[columns].to_parquet(splits / f"{split}.parquet", index=False)
+        (splits / "cleaning_report.json").write_text(json.dumps(prepared.report.to_dict(), default=str), "utf-8")
+        run.log_artifact(
+            f"{config.name}-splits",
+            "dataset",
+            splits,
+            aliases=["latest"],
+            metadata={split: len(getattr(prepared, split)) for split in ("train", "validation", "test")},
+        )
+
+
 def _log_cleaning_report(run: TrackingRun, report: Mapping[str, Any]) -> None:
     steps = report.get("steps")
     if isinstance(steps, list) and steps:
@@ -348,6 +427,8 @@ class OfflineRunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Logged Artifacts: {"name", "type", "aliases", "files"} each.
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _iter_log_records(raw: bytes) -> list[bytes]:
@@ -437,6 +518,16 @@ def read_offline_run(run_dir: str | Path, wait_s: float = 30.0) -> OfflineRunRec
             record.summary.update(_items_to_dict(message.summary.update))
         elif kind == "history":
             record.history.append(_items_to_dict(message.history.item))
+        elif kind == "artifact":
+            artifact = message.artifact
+            record.artifacts.append(
+                {
+                    "name": artifact.name,
+                    "type": artifact.type,
+                    "aliases": list(artifact.aliases),
+                    "files": sorted(entry.path for entry in artifact.manifest.contents),
+                }
+            )
     for step in record.history:
         for key, value in step.items():
             if key.endswith("/path") and str(value).endswith(".table.json"):

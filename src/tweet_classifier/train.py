@@ -696,7 +696,9 @@ def _write_model_folder(
     }
     report = prepared.report.to_dict()
     tracking.log_final_results(run, metrics, report, worst)
+    tracking.log_test_predictions(run, prepared.test, split_probabilities["test"], labels)
     manifest = _manifest(config, labels, prepared, training, run.url)
+    run.set_config({"git_commit": manifest.git_commit})
     logger.info(
         "test macro-F1 %.4f (TF-IDF baseline %.4f), validation macro-F1 %.4f",
         metrics["test"]["macro_f1"],
@@ -726,6 +728,7 @@ def _write_model_folder(
         write_serving_files(staging, prepared, tokenizer, config, test_predicted, written_by="train")
         card.write_model_card(staging)
     logger.info("model folder written: %s", model_dir)
+    tracking.log_model_and_data(run, model_dir, prepared, config, metrics)
     return TrainResult(model_dir, metrics, manifest, checkpoints_dir_for(model_dir), training=training)
 
 
