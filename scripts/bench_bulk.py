@@ -45,10 +45,13 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
     """One job in this (fresh) process; returns its numbers."""
     if job == "pipeline":
         import torch
-        from transformers import pipeline
+        from transformers import TextClassificationPipeline, pipeline
 
         torch.set_num_threads(threads)
-        classify = pipeline("text-classification", model=str(model), device="cpu")
+        # The plain pipeline, not the folder's own (custom_pipelines): what transformers does unaided.
+        classify = pipeline(
+            "text-classification", model=str(model), device="cpu", pipeline_class=TextClassificationPipeline
+        )
         started = time.perf_counter()
         rows = 0
         with output.open("w", encoding="utf-8") as handle:

@@ -94,13 +94,14 @@ def test_without_span_removes_one_word_and_one_separator(text: str, index: int, 
 
 
 def _trained_tiny_model(tmp_path: Path) -> Path:
-    """The synthetic data's tiny model, trained for 60 steps (each class has its own words)."""
+    """The synthetic data's tiny model, trained for 150 steps (each class has its own words; at 60 steps
+    the neutral words were not always learnt, depending on the split)."""
     from tests.training_helpers import FAST_OVERRIDES, SMOKE_CONFIG, write_synthetic_config
     from tweet_classifier import cli
 
     config = write_synthetic_config(tmp_path / "data")
     model_dir = tmp_path / "model"
-    overrides = [*FAST_OVERRIDES, "train.max_steps=60", "train.eval_steps=60"]
+    overrides = [*FAST_OVERRIDES, "train.max_steps=150", "train.eval_steps=150"]
     arguments = ["train", "--config", str(config), "--config", str(SMOKE_CONFIG), "--output-dir", str(model_dir)]
     assert cli.main([*arguments, *[item for override in overrides for item in ("--set", override)]]) == 0
     shutil.rmtree(model_dir.parent / f"{model_dir.name}-checkpoints", ignore_errors=True)
@@ -108,7 +109,7 @@ def _trained_tiny_model(tmp_path: Path) -> Path:
 
 
 # Clear tweets of the synthetic task: the class word must get the largest attribution. Negative tweets are
-# left out: with 60 steps the tiny model answers "negative" for any text without a positive or neutral word,
+# left out: with these few steps the tiny model answers "negative" for any text without a positive or neutral word,
 # so a negative word changes nothing (its attribution is 0, like every filler's).
 CLEAR_TWEETS = [
     ("thanks the flight", "thanks"),

@@ -80,10 +80,14 @@ def measure_backend(model_dir: Path, backend: str, texts: list[str], threads: in
     started = time.perf_counter()
     if backend == PIPELINE:
         import torch
-        from transformers import pipeline
+        from transformers import TextClassificationPipeline, pipeline
 
         torch.set_num_threads(threads)
-        classifier = pipeline("text-classification", model=str(model_dir), device="cpu")
+        # The plain pipeline, not the folder's own (custom_pipelines, hf_pipeline.py): the reference is what
+        # transformers does with no help from this project.
+        classifier = pipeline(
+            "text-classification", model=str(model_dir), device="cpu", pipeline_class=TextClassificationPipeline
+        )
         classifier(texts[0])
 
         def predict_one(text: str) -> str:
