@@ -117,6 +117,28 @@ def make_settings(tmp_path: Path, model: str = "keyword-rules", **config_overrid
     )
 
 
+def service_with_a_drift_reference(tmp_path: Path, timeout_s: float = 10.0) -> ClassifierService:
+    """A ready keyword-rules service whose model folder holds a reference.json (one 'hello there' trait
+    profile), returned once the drift reference is loaded."""
+    from tweet_classifier.monitor import DriftReference
+    from tweet_classifier.text import text_traits
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    DriftReference.from_observations([(text_traits("hello there"), 0.0, "neutral")] * 10).save(
+        folder / "reference.json"
+    )
+    settings = ServeSettings(**{**make_settings(tmp_path).__dict__, "model": str(folder)})
+    service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor())
+    service.start(background_checks=True)
+    assert service.wait_until_loaded(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while service.metrics()["drift"]["reference"] is None:
+        assert time.monotonic() < deadline, "the drift reference never loaded"
+        time.sleep(0.05)
+    return service
+
+
 @contextlib.contextmanager
 def running_server(service: ClassifierService, with_ui: bool = True, timeout_s: float = 60.0) -> Iterator[str]:
     """Serve ``service`` with uvicorn in a thread on loopback; yield the base URL once /healthz says 200."""

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving_helpers import KeywordPredictor, make_settings
-from tweet_classifier.monitor import DriftReference
-from tweet_classifier.serve import ClassifierService, ServeSettings, create_app
-from tweet_classifier.text import text_traits
+from tests.serving_helpers import KeywordPredictor, make_settings, service_with_a_drift_reference
+from tweet_classifier.serve import ClassifierService, create_app
 
 
 def _families(client: TestClient) -> dict[str, object]:
@@ -30,19 +26,7 @@ def _sample(families, family: str, sample: str, **labels: str) -> float:
 
 @pytest.fixture
 def client(tmp_path):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    DriftReference.from_observations([(text_traits("hello there"), 0.0, "neutral")] * 10).save(
-        folder / "reference.json"
-    )
-    settings = ServeSettings(**{**make_settings(tmp_path).__dict__, "model": str(folder)})
-    service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor())
-    service.start(background_checks=True)
-    assert service.wait_until_loaded(10)
-    deadline = time.monotonic() + 10
-    while service.metrics()["drift"]["reference"] is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    service = service_with_a_drift_reference(tmp_path)
     with TestClient(create_app(service, with_ui=False)) as test_client:
         yield test_client
 

@@ -25,6 +25,7 @@ from tests.serving_helpers import (
     free_port,
     make_settings,
     running_server,
+    service_with_a_drift_reference,
 )
 from tweet_classifier.artifact import MANIFEST_NAME
 from tweet_classifier.config import ConfigError
@@ -431,21 +432,7 @@ def test_read_labelled_file_checks_columns(tmp_path) -> None:
 
 
 def test_reference_json_in_the_model_folder_is_used_for_drift(tmp_path) -> None:
-    folder = tmp_path / "model"
-    folder.mkdir()
-    from tweet_classifier.text import text_traits
-
-    DriftReference.from_observations([(text_traits("hello there"), 0.0, "neutral")] * 10).save(
-        folder / "reference.json"
-    )
-    settings = ServeSettings(**{**make_settings(tmp_path).__dict__, "model": str(folder)})
-    service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor())
-    service.start(background_checks=True)
-    service.wait_until_loaded(10)
-    deadline = time.monotonic() + 10
-    while service.metrics()["drift"]["reference"] is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    service = service_with_a_drift_reference(tmp_path)
     for _ in range(6):
         service.predict("@united worst delay ever, lost my bag http://t.co/x 😡")
     drift = service.metrics()["drift"]

@@ -435,10 +435,9 @@ def calibrate_model_folder(model_dir: Path, config: Any) -> dict[str, Any]:
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    from tweet_classifier.cli import add_config_arguments
+    from tweet_classifier.cli import add_model_folder_arguments
 
-    parser.add_argument("--model", required=True, type=Path, help="model folder written by `tweet-classifier train`")
-    add_config_arguments(parser, required=False)
+    add_model_folder_arguments(parser)
 
 
 def run(args: argparse.Namespace, command: str) -> int:

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from tweet_classifier.errors import TweetClassifierError
 
@@ -68,6 +69,12 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+
+
+def add_model_folder_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model DIR`` plus optional ``--config``/``--set``: commands that rework a trained folder in place."""
+    parser.add_argument("--model", required=True, type=Path, help="model folder written by `tweet-classifier train`")
+    add_config_arguments(parser, required=False)
 
 
 def package_version() -> str:
