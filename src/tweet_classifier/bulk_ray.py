@@ -11,12 +11,11 @@ differently (Arrow type inference, no ``surrogateescape`` for undecodable bytes,
 the whole read), and their block boundaries are not ``--chunk-rows``: ONNX Runtime's dynamic int8 picks
 activation scales per batch, so only the same chunks, length-sorted into the same batches
 (``plan_batches``), give bit-identical probabilities. The driver reading is the price: this scales the
-model, which is where the time goes (hundreds of texts/s per core against the reader's hundreds of
-thousands).
+model, which is where the time goes (a few hundred texts/s per core; parsing a chunk is far cheaper).
 
 Memory stays flat: a window holds ``--num-actors`` x ``WINDOW_CHUNKS_PER_ACTOR`` chunks. Each window is
 one Ray Data execution, so its actors (and their model) start once per window; a window of 4,096-row
-chunks is tens of seconds of scoring per actor, against a second or two of start.
+chunks is minutes of scoring per actor, against seconds of start.
 
 Ray is a heavy optional dependency (``pip install '.[scale]'``): it is imported here, inside the functions,
 so the Space, the Docker image and the local engine never need it.
@@ -43,9 +42,9 @@ DEFAULT_ACTORS = 2
 # Chunks in flight per actor: enough that no actor waits for the next block while the window's last
 # chunks are scored, few enough that a window stays a few tens of MB.
 WINDOW_CHUNKS_PER_ACTOR = 4
-# Each Ray Data row is one chunk, pickled: Ray would convert a pandas batch's columns to Arrow types
-# (string[pyarrow], double[pyarrow]), which changes the written parquet schema and cannot hold the lone
-# surrogates that stand for undecodable bytes or a JSONL column mixing strings and numbers.
+# Each Ray Data row is one chunk, pickled: Ray converts a pandas batch's columns to Arrow types (seen:
+# string[pyarrow], double[pyarrow]), which changed the written parquet schema, and Arrow strings cannot
+# hold the lone surrogates that stand for undecodable bytes, nor a JSONL column mixing strings and numbers.
 FRAME = "frame"
 
 
@@ -90,10 +89,9 @@ def ray_scorer(
 ) -> ScoreChunks:
     """A ``predict_file`` ``score_chunks`` that scores each window of chunks on a Ray Data actor pool."""
     ray = import_ray()
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import ActorPoolStrategy
 
     def score_chunks(chunks: list[pd.DataFrame], summary: Summary) -> Iterator[pd.DataFrame]:
-        DataContext.get_current().execution_options.preserve_order = True
         items = [
             {"number": number, FRAME: pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)}
             for number, chunk in enumerate(chunks)
@@ -107,7 +105,7 @@ def ray_scorer(
             compute=ActorPoolStrategy(size=min(num_actors, len(chunks))),
             num_cpus=cpus_per_actor,
         )
-        # Sorted by chunk number regardless of preserve_order: the parts must be written in input order.
+        # Ray Data may finish chunks out of order: sort by chunk number, the parts go out in input order.
         results = sorted(dataset.iter_rows(), key=lambda row: int(row["number"]))
         if [int(row["number"]) for row in results] != list(range(len(chunks))):
             raise BulkError(f"Ray returned {len(results)} of {len(chunks)} chunks: run the same command to resume")
@@ -123,7 +121,8 @@ def ray_scorer(
 
 
 def start_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Join the cluster at ``address``, or start a local one; True when this call started (and owns) it."""
+    """Join the cluster at ``address``, or start a local one; True when this call started (and owns) it.
+    A process already connected (its own ``ray.init``, as the tests do) keeps its connection."""
     ray = import_ray()
     if ray.is_initialized():
         return False
