@@ -34,10 +34,11 @@ help:  ## list the targets
 
 setup: $(STAMP)  ## create .venv and install the pinned requirements (once; again when they change)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# requirements-scale.txt is the optional `scale` extra (Ray, for `predict --engine ray`): CI tests it.
+$(STAMP): requirements.txt requirements-dev.txt requirements-scale.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-scale.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

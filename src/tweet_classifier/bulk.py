@@ -91,6 +91,10 @@ class Summary:
         return (self.rows - self.resumed_rows) / self.seconds if self.seconds > 0 else 0.0
 
 
+# Scores a list of chunks and yields them in order, each one's counts added to the summary before it is yielded.
+ScoreChunks = Callable[[list[pd.DataFrame], Summary], Iterator[pd.DataFrame]]
+
+
 # --------------------------------------------------------------------------------------------------
 # Reading
 
@@ -435,9 +439,15 @@ def predict_file(
     prefix: str = "",
     encoding: str = "utf-8",
     overwrite: bool = False,
-    score: Callable[[pd.DataFrame, Summary], pd.DataFrame] | None = None,
+    score_chunks: ScoreChunks | None = None,
+    window: int = 1,
 ) -> Summary:
-    """Score ``source`` into ``output`` (see the module docstring for the format and how resume works)."""
+    """Score ``source`` into ``output`` (see the module docstring for the format and how resume works).
+
+    ``score_chunks`` scores up to ``window`` chunks at a time and yields them in order, adding each one's
+    counts to the summary just before yielding it (the Ray engine, ``bulk_ray``); the default scores one
+    chunk at a time with ``predictor`` in this process.
+    """
     output_format = FORMATS.get(output.suffix.lower())
     if output_format is None:
         raise BulkError(f"--output {output} has no known suffix: end it in one of {', '.join(sorted(FORMATS))}")
@@ -467,12 +477,35 @@ def predict_file(
     summary.resumed_rows = summary.rows
     if parts:
         logger.info("resuming %s: %d chunks (%d rows) already scored", folder, len(parts), summary.rows)
-    score = score or (lambda frame, counts: score_frame(predictor, frame, text_column, columns, encoding, counts))
+    if score_chunks is None:
+
+        def score_chunks(chunks: list[pd.DataFrame], counts: Summary) -> Iterator[pd.DataFrame]:
+            for chunk in chunks:
+                yield score_frame(predictor, chunk, text_column, columns, encoding, counts)
+
     total = min(source.total_rows, limit) if source.total_rows is not None and limit is not None else limit
     total = total if total is not None else source.total_rows
     header: list[str] | None = None
+    pending: list[pd.DataFrame] = []
     started = time.perf_counter()
     with _progress(total, summary.rows) as progress:
+
+        def write_scored(scored_chunks: Iterator[pd.DataFrame]) -> None:
+            for scored in scored_chunks:
+                index = len(parts)
+                # Counts first, then the part: a counts file without its part is simply written again.
+                write_json_atomic(folder / f"counts-{index:06d}.json", _counts(summary))
+                write_part(scored, folder / _part_name(index, output_format), output_format)
+                parts.append(folder / _part_name(index, output_format))
+                progress.update(len(scored))
+                summary.seconds = time.perf_counter() - started
+                logger.info(
+                    "%d rows done (%d errors), %.0f texts/s",
+                    summary.rows,
+                    sum(summary.errors.values()),
+                    summary.texts_per_s,
+                )
+
         for index, chunk in enumerate(_limited(source.chunks(chunk_rows), limit)):
             _require_column(chunk, text_column, source.description)
             clashes = sorted(set(columns.names()) & set(map(str, chunk.columns)))
@@ -484,19 +517,12 @@ def predict_file(
             header = [*map(str, chunk.columns), *columns.names()]
             if index < len(parts):
                 continue
-            scored = score(chunk, summary)
-            # Counts first, then the part: a counts file without its part is simply written again.
-            write_json_atomic(folder / f"counts-{index:06d}.json", _counts(summary))
-            write_part(scored, folder / _part_name(index, output_format), output_format)
-            parts.append(folder / _part_name(index, output_format))
-            progress.update(len(chunk))
-            summary.seconds = time.perf_counter() - started
-            logger.info(
-                "%d rows done (%d errors), %.0f texts/s",
-                summary.rows,
-                sum(summary.errors.values()),
-                summary.texts_per_s,
-            )
+            pending.append(chunk)
+            if len(pending) == window:
+                write_scored(score_chunks(pending, summary))
+                pending = []
+        if pending:
+            write_scored(score_chunks(pending, summary))
     summary.seconds = time.perf_counter() - started
     if header is None:
         raise BulkError(f"{source.description} has no rows: nothing to score")
@@ -562,30 +588,48 @@ def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--limit", type=int, default=None, help="score only the first N rows")
     parser.add_argument("--prefix", default="", help="prefix for the added columns, e.g. pred_")
     parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    parser.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this process; ray: a Ray actor pool, one Predictor per actor (pip install '.[scale]')",
+    )
+    parser.add_argument("--ray-address", default=None, help="--engine ray: join this cluster (default: start one)")
+    parser.add_argument("--num-actors", type=int, default=None, help="--engine ray: actors, one model each (default 2)")
 
 
 def run(args: argparse.Namespace, command: str) -> int:
     from tweet_classifier.predictor import Predictor
 
-    for name in ("batch_size", "chunk_rows", "limit", "num_threads"):
+    for name in ("batch_size", "chunk_rows", "limit", "num_threads", "num_actors"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise BulkError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.engine != "ray" and (args.ray_address or args.num_actors):
+        raise BulkError("--ray-address and --num-actors apply to --engine ray: add --engine ray or drop them")
     source = open_source(args.input, args.input_format, args.text_column, args.encoding, args.subset, args.split)
-    predictor = Predictor.load(
-        args.model, args.revision, backend=args.backend, num_threads=args.num_threads, batch_size=args.batch_size
-    )
-    summary = predict_file(
-        predictor,
-        source,
-        args.output,
-        text_column=args.text_column,
-        chunk_rows=args.chunk_rows,
-        limit=args.limit,
-        prefix=args.prefix,
-        encoding=args.encoding,
-        overwrite=args.overwrite,
-    )
+    load = {
+        "model": args.model,
+        "revision": args.revision,
+        "backend": args.backend,
+        "num_threads": args.num_threads,
+        "batch_size": args.batch_size,
+    }
+    predictor = Predictor.load(**load)
+    options = {
+        "text_column": args.text_column,
+        "chunk_rows": args.chunk_rows,
+        "limit": args.limit,
+        "prefix": args.prefix,
+        "encoding": args.encoding,
+        "overwrite": args.overwrite,
+    }
+    if args.engine == "ray":
+        from tweet_classifier import bulk_ray
+
+        summary = bulk_ray.predict_on_ray(predictor, source, args, load, options)
+    else:
+        summary = predict_file(predictor, source, args.output, **options)
     errors = sum(summary.errors.values())
     logger.info(
         "wrote %s: %d rows, %d scored, %d with an error (%s), %.0f texts/s",
