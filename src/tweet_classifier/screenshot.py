@@ -236,6 +236,12 @@ def save_png(driver: Any, path: Path, colors: int = 256) -> Path:
     return path
 
 
+def wait_for(driver: Any, condition: Any, timeout_s: float) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout_s).until(condition)
+
+
 def full_page(driver: Any, width: int = WINDOW[0]) -> None:
     """Grow the window to the page's height, so one screenshot holds the whole tab."""
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
@@ -255,6 +261,11 @@ def take_screenshots(
         report["impact"] = impact_on_page(driver)
         time.sleep(2.5)  # one strip refresh, so it counts this request
         report["files"].append(save_png(driver, out_dir / "first-screen.png"))
+        # The classify view below the fold: the review flag and the words highlighted by attribution.
+        wait_for(driver, lambda browser: browser.find_element("id", "tc-words").text.strip(), 60)
+        driver.execute_script("document.getElementById('tc-review-panel').scrollIntoView({block: 'start'})")
+        time.sleep(1.0)
+        report["files"].append(save_png(driver, out_dir / "classify.png"))
 
         texts = labelled_texts(model_dir)
         report["load"] = send_load(base_url, texts, load_s)
