@@ -3,7 +3,7 @@
     python scripts/ablation.py --config configs/airline.yaml [--set key=value] [--json OUT] [--step NAME ...]
 
 Prints a markdown table (step, test macro-F1, delta vs the full pipeline with a 95% paired bootstrap
-interval) on stdout; logs go to stderr. The logic lives in ``tweet_classifier.ablation``.
+interval) on stdout; logs go to stderr. The logic lives in ``tweet_classifier.training.ablation``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tweet_classifier.ablation import format_ablation_table, run_cleaning_ablation, select_steps
 from tweet_classifier.artifact import write_json_atomic
 from tweet_classifier.cli import EXIT_USAGE, add_config_arguments, configure_logging
 from tweet_classifier.config import load_config
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.training.ablation import format_ablation_table, run_cleaning_ablation, select_steps
 
 
 def main(argv: Sequence[str] | None = None) -> int:

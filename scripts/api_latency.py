@@ -2,12 +2,12 @@
 
     .venv/bin/python scripts/api_latency.py --model models/airline [--repeats 200] [--load-clients 16]
 
-The logic lives in tweet_classifier.latency; this file only calls it.
+The logic lives in tweet_classifier.serving.latency; this file only calls it.
 """
 
 import sys
 
-from tweet_classifier.latency import main
+from tweet_classifier.serving.latency import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -64,7 +64,7 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
                 rows += len(texts)
         return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
 
-    from tweet_classifier import bulk, predictor
+    from tweet_classifier.inference import bulk, predictor
 
     if job == "predict-input-order":
         # What bucketing gains: the same job with batches of 32 in input order.
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     from tweet_classifier.artifact import read_canary
-    from tweet_classifier.predictor import default_num_threads
+    from tweet_classifier.inference.predictor import default_num_threads
 
     threads = args.threads or default_num_threads()
     if args.worker:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tweet_classifier.lossy_mojibake import lossy_round_trip
+from tweet_classifier.data.lossy_mojibake import lossy_round_trip
 
 EXAMPLES = ("reviews", "sms", "feedback")
 _REVIEW_WORDS = {

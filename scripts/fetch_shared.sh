@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lay out the offline mirrors that the project reads (DATA_DIR and HF_HUB_CACHE) on a machine that has
 # internet, e.g. a GitHub runner: the airline CSV at a pinned commit (checked by sha256) and the base model
-# in a Hub cache (`tweet-classifier fetch`, whose pins live in src/tweet_classifier/fetch.py), and TweetEval
+# in a Hub cache (`tweet-classifier fetch`, whose pins live in src/tweet_classifier/data/fetch.py), and TweetEval
 # hate/offensive in Hub layout.
 #   usage: scripts/fetch_shared.sh SHARED_DIR
 set -euo pipefail

@@ -4,7 +4,7 @@
 
 One paced raw-HTTP client (a request every --interval-s) against the served model, alternately with no
 browser and with headless Chromium showing the Live metrics tab; prints a markdown table (client-side p50/
-p95 and the server's own p50). The logic lives in ``tweet_classifier.screenshot``.
+p95 and the server's own p50). The logic lives in ``tweet_classifier.reports.screenshot``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tweet_classifier.cli import EXIT_USAGE, configure_logging
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.latency import add_served_model_arguments, model_to_serve, server_process
-from tweet_classifier.screenshot import format_plots_latency, labelled_texts, predict_p50_with_plots
+from tweet_classifier.reports.screenshot import format_plots_latency, labelled_texts, predict_p50_with_plots
+from tweet_classifier.serving.latency import add_served_model_arguments, model_to_serve, server_process
 
 
 def main(argv: Sequence[str] | None = None) -> int:

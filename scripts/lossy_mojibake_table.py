@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from tweet_classifier.lossy_mojibake import repair_table, residues, scan_residues
+from tweet_classifier.data.lossy_mojibake import repair_table, residues, scan_residues
 
 _CONTEXT = 15
 

@@ -4,14 +4,14 @@ project) against the app's Predictor on every raw test tweet.
 
     .venv/bin/python scripts/pipeline_parity.py --model models/airline
 
-The logic lives in tweet_classifier.portable; this file prints its table.
+The logic lives in tweet_classifier.inference.portable; this file prints its table.
 """
 
 import argparse
 import sys
 import tempfile
 
-from tweet_classifier.portable import pipeline_parity, write_portable_pipeline
+from tweet_classifier.inference.portable import pipeline_parity, write_portable_pipeline
 
 
 def main() -> int:

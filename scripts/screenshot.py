@@ -4,7 +4,7 @@
 
 Serves DIR (default: MODEL_ID or the newest folder under models/) as the Space does, drives headless
 Chromium over it and writes PNGs under --out; prints what it checked as JSON (the impact numbers the
-page shows, each plot's marks). The logic lives in ``tweet_classifier.screenshot``.
+page shows, each plot's marks). The logic lives in ``tweet_classifier.reports.screenshot``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tweet_classifier.cli import EXIT_USAGE, configure_logging
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.latency import add_served_model_arguments, model_to_serve, server_process
-from tweet_classifier.screenshot import take_screenshots
+from tweet_classifier.reports.screenshot import take_screenshots
+from tweet_classifier.serving.latency import add_served_model_arguments, model_to_serve, server_process
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,7 @@ Folders of the same config (e.g. several seeds) are one row: mean ± sample stan
 import argparse
 import sys
 
-from tweet_classifier.results import summarize_runs
+from tweet_classifier.reports.results import summarize_runs
 
 
 def main() -> int:

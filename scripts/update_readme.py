@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tweet_classifier.results import splice_readme
+from tweet_classifier.reports.results import splice_readme
 
 ROOT = Path(__file__).resolve().parents[1]
 

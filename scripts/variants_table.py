@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from tweet_classifier.results import collect_variants, variants_table
+from tweet_classifier.reports.results import collect_variants, variants_table
 
 
 def main() -> int:

@@ -15,8 +15,8 @@ from typing import Any
 from tweet_classifier.artifact import ModelManifest
 from tweet_classifier.config import NormalizeConfig, ServeConfig
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.latency import wait_until_healthy
-from tweet_classifier.serve import FORMULA_SIGNS, ClassifierService, ServeSettings, build_server, create_app
+from tweet_classifier.serving.app import FORMULA_SIGNS, ClassifierService, ServeSettings, build_server, create_app
+from tweet_classifier.serving.latency import wait_until_healthy
 from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
 
 LABELS = ["negative", "neutral", "positive"]
@@ -120,7 +120,7 @@ def make_settings(tmp_path: Path, model: str = "keyword-rules", **config_overrid
 def service_with_a_drift_reference(tmp_path: Path, timeout_s: float = 10.0) -> ClassifierService:
     """A ready keyword-rules service whose model folder holds a reference.json (one 'hello there' trait
     profile), returned once the drift reference is loaded."""
-    from tweet_classifier.monitor import DriftReference
+    from tweet_classifier.serving.monitor import DriftReference
     from tweet_classifier.text import text_traits
 
     folder = tmp_path / "model"

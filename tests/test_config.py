@@ -288,7 +288,7 @@ def test_cli_config_error_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capt
 def test_cli_os_error_is_one_line_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tweet_classifier import data
+    from tweet_classifier.data import prepare as data
 
     def disk_full(*args: object) -> None:
         raise OSError(28, "No space left on device")
@@ -300,7 +300,7 @@ def test_cli_os_error_is_one_line_exit_1(
 
 
 def test_cli_keyboard_interrupt_exit_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from tweet_classifier import data
+    from tweet_classifier.data import prepare as data
 
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt

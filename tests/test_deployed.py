@@ -58,7 +58,7 @@ def pushed_model(tmp_path_factory) -> Iterator[tuple[HubStub, str, dict]]:
     assert cli.main([*arguments, *[item for override in overrides for item in ("--set", override)]]) == 0
     with HubStub() as stub, pytest.MonkeyPatch.context() as patch:
         connect_hub_client(stub, patch, work / "push-cache")
-        from tweet_classifier.hub import push_model_folder
+        from tweet_classifier.hub.publish import push_model_folder
 
         result = push_model_folder(model_dir, MODEL_REPO)
         patch.undo()

@@ -20,18 +20,27 @@ logger = logging.getLogger(__name__)
 
 # command -> (stage module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fetch": ("tweet_classifier.fetch", "download a config's data file (pinned, sha256) and base model if missing"),
-    "data": ("tweet_classifier.data", "load, clean and split a dataset; write splits and a cleaning report"),
-    "baseline": ("tweet_classifier.baseline", "train and score the TF-IDF + logistic regression baseline"),
-    "train": ("tweet_classifier.train", "fine-tune the transformer and write a self-describing model folder"),
-    "evaluate": ("tweet_classifier.evaluate", "score a model folder or Hub id on a split"),
-    "calibrate": ("tweet_classifier.calibration", "fit temperature scaling and the review threshold on validation"),
-    "export": ("tweet_classifier.export", "export ONNX fp32/int8 files with a parity report"),
-    "predict": ("tweet_classifier.bulk", "score a CSV/TSV/JSONL/parquet file or a dataset in chunks (resumable)"),
-    "benchmark": ("tweet_classifier.benchmark", "compare every backend with the plain transformers pipeline"),
-    "push": ("tweet_classifier.hub", "push a model folder to the Hugging Face Hub in one atomic commit"),
-    "deploy-space": ("tweet_classifier.hub", "upload the Gradio app to a Hugging Face Space"),
-    "retrain": ("tweet_classifier.promote", "train a challenger and promote it only if it beats the champion"),
+    "fetch": (
+        "tweet_classifier.data.fetch",
+        "download a config's data file (pinned, sha256) and base model if missing",
+    ),
+    "data": ("tweet_classifier.data.prepare", "load, clean and split a dataset; write splits and a cleaning report"),
+    "baseline": ("tweet_classifier.training.baseline", "train and score the TF-IDF + logistic regression baseline"),
+    "train": ("tweet_classifier.training.train", "fine-tune the transformer and write a self-describing model folder"),
+    "evaluate": ("tweet_classifier.training.evaluate", "score a model folder or Hub id on a split"),
+    "calibrate": (
+        "tweet_classifier.training.calibration",
+        "fit temperature scaling and the review threshold on validation",
+    ),
+    "export": ("tweet_classifier.inference.export", "export ONNX fp32/int8 files with a parity report"),
+    "predict": (
+        "tweet_classifier.inference.bulk",
+        "score a CSV/TSV/JSONL/parquet file or a dataset in chunks (resumable)",
+    ),
+    "benchmark": ("tweet_classifier.inference.benchmark", "compare every backend with the plain transformers pipeline"),
+    "push": ("tweet_classifier.hub.publish", "push a model folder to the Hugging Face Hub in one atomic commit"),
+    "deploy-space": ("tweet_classifier.hub.publish", "upload the Gradio app to a Hugging Face Space"),
+    "retrain": ("tweet_classifier.hub.promote", "train a challenger and promote it only if it beats the champion"),
 }
 
 # The name on PyPI: "tweet-classifier" there is an unrelated 2015 project; the command keeps the name.

@@ -1,0 +1,1 @@
+"""Tooling behind the README's result tables and screenshots (run by scripts/, not by users)."""

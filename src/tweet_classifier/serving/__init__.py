@@ -1,0 +1,1 @@
+"""The app: the classifier service, HTTP API, Gradio UI and the live numbers it shows."""

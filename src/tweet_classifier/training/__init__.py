@@ -1,0 +1,1 @@
+"""The training stage: baseline, fine-tuning, evaluation, calibration, tracking and the model card."""

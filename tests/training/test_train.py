@@ -1,0 +1,458 @@
+"""Training: the real entry point on a tiny model (files, manifest, metric floor), resume after a kill,
+NaN guard, disk full, no secrets in anything a run writes, and the pure helpers."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from tests.training_helpers import FAST_OVERRIDES, LABELS, SMOKE_CONFIG, write_synthetic_config
+from tweet_classifier import cli
+from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder, file_sha256, read_canary
+from tweet_classifier.config import TrainConfig, load_config
+from tweet_classifier.data.prepare import prepare_data
+from tweet_classifier.serving.monitor import DriftReference
+from tweet_classifier.training import train
+from tweet_classifier.training.calibration import read_calibration
+from tweet_classifier.training.tracking import read_offline_run
+
+CANARY_TOKEN = "hf_" + "canaryDoNotLeak0123456789abcdef"  # no token-shaped literal in the source
+
+
+@pytest.fixture(scope="module")
+def synthetic_config(tmp_path_factory) -> Path:
+    return write_synthetic_config(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="module")
+def short_run(synthetic_config):
+    """Config and prepared data of a 12-step run that checkpoints every 4 steps."""
+    config = load_config([synthetic_config], [*FAST_OVERRIDES, "train.max_steps=12", "train.eval_steps=4"])
+    return config, prepare_data(config)
+
+
+class InterruptAtStep(TrainerCallback):
+    """Stands in for Ctrl-C / a killed job in the middle of training."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+class PoisonWeightsAtStep(TrainerCallback):
+    """Makes the next forward pass produce NaN, as a diverging run would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step:
+            with torch.no_grad():
+                model.classifier.weight.fill_(float("nan"))
+
+
+def _all_bytes_under(*folders: Path) -> list[tuple[Path, bytes]]:
+    return [(path, path.read_bytes()) for folder in folders for path in folder.rglob("*") if path.is_file()]
+
+
+def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeypatch, capsys):
+    """train -> evaluate -> reload through cli.main; also: no token in any file the run wrote."""
+    monkeypatch.setenv("HF_TOKEN", CANARY_TOKEN)
+    monkeypatch.setenv("WANDB_API_KEY", "local-" + "f" * 40)
+    model_dir = tmp_path / "model"
+    exit_code = cli.main(
+        [
+            "train",
+            "--config",
+            str(synthetic_config),
+            "--config",
+            str(SMOKE_CONFIG),
+            *[item for override in FAST_OVERRIDES for item in ("--set", override)],
+            "--set",
+            "train.max_steps=40",
+            "--set",
+            "train.eval_steps=20",
+            "--set",
+            "train.keep_checkpoints=true",
+            "--set",
+            "tracking.enabled=true",
+            "--output-dir",
+            str(model_dir),
+        ]
+    )
+    assert exit_code == 0
+
+    manifest = check_model_folder(model_dir)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "run_config.yaml", "metrics.json"):
+        assert (model_dir / name).is_file(), name
+    for name in ("cleaning_report.json", "cleaning_report.md", "README.md", MANIFEST_NAME):
+        assert (model_dir / name).is_file(), name
+    assert not (model_dir / "training_args.bin").exists()
+    assert manifest.labels == LABELS
+    assert manifest.max_length == 64
+    assert manifest.normalizer["demojize"] is True
+    assert manifest.dataset["sha256"]
+    assert len(manifest.dataset["sha256"]) == 64
+    assert manifest.training["steps"] == 40
+    assert manifest.training["samples_per_second"] > 0
+    assert manifest.git_commit is None or len(manifest.git_commit) == 40
+    config_json = json.loads((model_dir / "config.json").read_text())
+    assert config_json["id2label"] == {str(index): label for index, label in enumerate(LABELS)}
+
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test", "baseline", "calibration", "selective"}
+    # Calibration fitted at the end of training, hashed to these weights, shown on the card.
+    calibration = read_calibration(model_dir)
+    assert calibration.weights_sha256 == file_sha256(model_dir / "model.safetensors")
+    assert calibration.temperature == pytest.approx(metrics["calibration"]["temperature"])
+    assert metrics["calibration"]["test"]["ece_after"] >= 0
+    assert metrics["selective"]["coverage_table"][0]["coverage"] == pytest.approx(1.0)
+    assert "## Calibration and review" in (model_dir / "README.md").read_text(encoding="utf-8")
+    assert set(metrics["test"]["per_class"]) == set(LABELS)
+    assert {"short_text", "has_url", "has_emoji", "has_mention", "group=Delta"} <= set(metrics["test"]["slices"])
+    assert 0.0 <= metrics["baseline"]["test"]["macro_f1"] <= 1.0
+    # The synthetic classes are separable by single words: a working pipeline learns them.
+    assert metrics["test"]["macro_f1"] >= 0.9
+    assert metrics["validation"]["macro_f1"] >= 0.9
+
+    # What the server needs from the data travels in the folder: the whole test split as canary rows,
+    # scored offline by the same code as metrics.json, and the train split's drift reference.
+    canary = read_canary(model_dir)
+    assert canary.provenance["n"] == metrics["test"]["n"]
+    assert canary.provenance["expected_macro_f1"] == metrics["test"]["macro_f1"]
+    assert canary.provenance["data"]["sha256"] == manifest.dataset["sha256"]
+    assert DriftReference.load(model_dir / "reference.json").n == manifest.dataset["sizes"]["train"]
+    assert "| `canary.jsonl` |" in (model_dir / "README.md").read_text(encoding="utf-8")
+    _check_served_canary_equals_the_card(model_dir, metrics["test"]["macro_f1"], tmp_path, monkeypatch)
+
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", str(model_dir), "--config", str(synthetic_config), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["macro_f1"] == pytest.approx(metrics["test"]["macro_f1"], abs=1e-6)
+    # The card's numbers are what the saved weights score in fp32: calibration moves with any bf16 rounding.
+    assert evaluated["ece"] == pytest.approx(metrics["test"]["ece"], abs=1e-6)
+    assert evaluated["slices"] == metrics["test"]["slices"]
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    reloaded = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with torch.no_grad():
+        logits = reloaded(**tokenizer(["terrible awful flight", "thanks love it"], return_tensors="pt", padding=True))
+    predicted = [reloaded.config.id2label[int(index)] for index in logits.logits.argmax(-1)]
+    assert predicted == ["negative", "positive"]
+
+    # W&B (offline) recorded the curves, the final metrics and the tables.
+    run_dirs = list((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(run_dirs) == 1
+    record = read_offline_run(run_dirs[0])
+    assert any("train/loss" in step for step in record.history)
+    assert record.summary["test/macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
+    assert record.summary["baseline/test_macro_f1"] == pytest.approx(metrics["baseline"]["test"]["macro_f1"])
+    assert {"test/per_class", "test/confusion_matrix", "test/slices", "data/cleaning_steps"} <= set(record.tables)
+    predictions = record.tables["test/predictions"]
+    assert predictions["columns"][:4] == ["raw_text", "text", "label", "predicted"]
+    assert len(predictions["data"]) == metrics["test"]["n"]
+    assert any(key.startswith("test/confusion_matrix_plot") for key in record.tables)
+    assert "git_commit" in record.config
+    artifacts = {artifact["type"]: artifact for artifact in record.artifacts}
+    assert artifacts["model"]["aliases"] == ["latest"]
+    assert {"model.safetensors", "config.json", "metrics.json", "calibration.json"} <= set(artifacts["model"]["files"])
+    assert set(artifacts["dataset"]["files"]) == {
+        "train.parquet",
+        "validation.parquet",
+        "test.parquet",
+        "cleaning_report.json",
+    }
+
+    # Nothing the run wrote (model folder, checkpoints with training_args.bin, W&B files) holds a secret.
+    checkpoints = train.checkpoints_dir_for(model_dir)
+    assert any(checkpoints.glob("checkpoint-*/training_args.bin"))
+    for path, content in _all_bytes_under(model_dir, checkpoints, tmp_path / "wandb"):
+        assert CANARY_TOKEN.encode() not in content, path
+        assert b"f" * 40 not in content, path
+
+
+def _check_served_canary_equals_the_card(model_dir: Path, card_f1: float, tmp_path: Path, monkeypatch) -> None:
+    """The app, away from the data, streams the folder's canary rows and gets the card's test macro-F1."""
+    from tweet_classifier.config import ServeConfig
+    from tweet_classifier.serving.app import ClassifierService, ServeSettings
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data-here"))
+    settings = ServeSettings(
+        model=str(model_dir), feedback_file=tmp_path / "feedback.jsonl", config=ServeConfig(canary_batch_size=5)
+    )
+    service = ClassifierService(settings)
+    service.start()
+    assert service.wait_until_loaded(120)
+    deadline = time.monotonic() + 120
+    while not (canary := service.metrics()["live_f1"]["canary"])["status"].startswith("done"):
+        assert time.monotonic() < deadline, canary
+        assert not canary["status"].startswith(("failed", "unavailable")), canary
+        time.sleep(0.1)
+    service.stop()
+    assert canary["n"] == canary["total"]
+    assert canary["macro_f1"] == pytest.approx(card_f1, abs=1e-12)
+    assert service.metrics()["drift"]["reference"]["n"] > 0
+
+
+def test_resume_after_interrupt_reaches_the_same_weights(short_run, tmp_path):
+    config, prepared = short_run
+    straight = train.train_model(config, output_dir=tmp_path / "straight", prepared=prepared)
+
+    resumed_dir = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train.train_model(config, output_dir=resumed_dir, prepared=prepared, callbacks=[InterruptAtStep(10)])
+    assert not resumed_dir.exists(), "a killed run must not leave a model folder"
+    checkpoints = train.checkpoints_dir_for(resumed_dir)
+    assert sorted(path.name for path in checkpoints.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-8"]
+    # A checkpoint cut short by the kill: its weights are truncated.
+    weights = checkpoints / "checkpoint-8" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    with pytest.raises(train.TrainingError, match="--resume"):
+        train.train_model(config, output_dir=resumed_dir, prepared=prepared)
+
+    result = train.train_model(config, output_dir=resumed_dir, prepared=prepared, resume=True)
+    assert result.training["resumed_from"] == "checkpoint-4"
+    assert result.training["steps"] == 12
+    assert not checkpoints.exists(), "checkpoints are removed after a finished run"
+    expected = load_file(straight.model_dir / "model.safetensors")
+    actual = load_file(resumed_dir / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(actual[name], tensor, rtol=0, atol=1e-6, msg=name)
+    assert result.metrics["test"]["macro_f1"] == pytest.approx(straight.metrics["test"]["macro_f1"])
+
+
+def test_resume_without_checkpoints_starts_fresh(short_run, tmp_path, caplog):
+    config, prepared = short_run
+    config = config.model_copy(update={"train": config.train.model_copy(update={"max_steps": 4})})
+    with caplog.at_level(logging.WARNING, logger="tweet_classifier.training.train"):
+        result = train.train_model(config, output_dir=tmp_path / "model", prepared=prepared, resume=True)
+    assert result.training["resumed_from"] is None
+    assert "no complete checkpoint" in caplog.text
+
+
+def test_nan_loss_stops_the_run_with_a_clear_error(short_run, tmp_path):
+    config, prepared = short_run
+    with pytest.raises(train.NonFiniteLossError, match=r"became nan at step 3 .*learning_rate"):
+        train.train_model(config, output_dir=tmp_path / "model", prepared=prepared, callbacks=[PoisonWeightsAtStep(2)])
+    assert not (tmp_path / "model").exists()
+
+
+def test_nan_loss_exits_non_zero_from_the_cli(synthetic_config, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(train, "weighted_cross_entropy", lambda logits, *args: logits.sum() * float("nan"))
+    arguments = ["train", "--config", str(synthetic_config), "--output-dir", str(tmp_path / "model")]
+    for override in [*FAST_OVERRIDES, "train.max_steps=6"]:
+        arguments += ["--set", override]
+    assert cli.main(arguments) == cli.EXIT_USAGE
+    # cli.main configures logging to stderr; the error is one line there.
+    assert "training loss became nan at step 1" in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()
+
+
+def test_disk_full_fails_loudly_and_keeps_the_previous_model(short_run, tmp_path, monkeypatch):
+    config, prepared = short_run
+    config = config.model_copy(update={"train": config.train.model_copy(update={"max_steps": 4})})
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "previous.txt").write_text("the last good model")
+
+    def full_disk(path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(train, "write_json_atomic", full_disk)
+    with pytest.raises(train.DiskFullError, match=r"no space left on the device while writing .*metrics\.json"):
+        train.train_model(config, output_dir=model_dir, prepared=prepared)
+    assert (model_dir / "previous.txt").read_text() == "the last good model"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model", "model.checkpoints"]
+
+
+def test_other_os_errors_are_not_reported_as_disk_full(short_run, tmp_path, monkeypatch):
+    config, prepared = short_run
+
+    def permission_denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(train, "save_config", permission_denied)
+    with pytest.raises(PermissionError):
+        train.train_model(config, output_dir=tmp_path / "model", prepared=prepared)
+
+
+def test_unknown_base_model_is_a_user_error():
+    config = TrainConfig(base_model="nobody/does-not-exist-anywhere")
+    with pytest.raises(train.TrainingError, match="HF_HUB_OFFLINE"):
+        train.load_tokenizer(config)
+
+
+def test_balanced_class_weights_match_sklearn_formula():
+    weights = train.balanced_class_weights(["a", "a", "a", "b"], ["a", "b", "c"])
+    assert weights == pytest.approx([4 / (3 * 3), 4 / (3 * 1), 1.0])
+
+
+def test_weighted_cross_entropy_reduces_to_plain_and_weighted_means():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3)
+    targets = torch.tensor([0, 1, 2, 1, 0])
+    plain = torch.nn.functional.cross_entropy(logits, targets)
+    assert train.weighted_cross_entropy(logits, targets, None, None, 0.0) == pytest.approx(plain.item())
+    class_weights = torch.tensor([1.0, 2.0, 0.5])
+    weighted = torch.nn.functional.cross_entropy(logits, targets, weight=class_weights)
+    assert train.weighted_cross_entropy(logits, targets, class_weights, None, 0.0) == pytest.approx(weighted.item())
+    sample_weights = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0])
+    kept = torch.nn.functional.cross_entropy(logits[[0, 2, 4]], targets[[0, 2, 4]])
+    assert train.weighted_cross_entropy(logits, targets, None, sample_weights, 0.0) == pytest.approx(kept.item())
+    smoothed = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.1)
+    assert train.weighted_cross_entropy(logits, targets, None, None, 0.1) == pytest.approx(smoothed.item())
+
+
+def test_eval_steps_follow_epochs_or_config():
+    assert train.resolve_eval_steps(1000, TrainConfig(batch_size=10, evals_per_epoch=4)) == 25
+    assert train.resolve_eval_steps(1000, TrainConfig(batch_size=10, eval_steps=7)) == 7
+    assert train.resolve_eval_steps(1000, TrainConfig(batch_size=10, max_steps=5)) == 5
+    assert train.steps_per_epoch(1001, TrainConfig(batch_size=10)) == 101
+
+
+def test_device_plan_respects_config(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    plan = train.plan_device(TrainConfig(bf16=False, fused_adamw=False))
+    assert (plan.device, plan.bf16, plan.fused_adamw) == ("cpu", False, False)
+    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: True)
+    assert train.plan_device(TrainConfig(bf16=True)).bf16 is True
+    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
+    assert train.plan_device(TrainConfig(bf16=True)).bf16 is False
+
+
+def test_checkpoint_completeness(tmp_path):
+    folder = tmp_path / "checkpoint-3"
+    folder.mkdir()
+    assert not train.checkpoint_is_complete(folder)
+    for name in train.CHECKPOINT_REQUIRED_FILES:
+        (folder / name).write_bytes(b"x")
+    (folder / "trainer_state.json").write_text("{not json")
+    assert not train.checkpoint_is_complete(folder)
+    (folder / "trainer_state.json").write_text("{}")
+    assert not train.checkpoint_is_complete(folder), "weights that are not safetensors"
+    (tmp_path / "checkpoint-x").mkdir()
+    assert train.newest_complete_checkpoint(tmp_path) is None
+    assert not folder.exists(), "incomplete checkpoints are removed"
+    assert train.newest_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_encode_split_rejects_unknown_labels(short_run):
+    config, prepared = short_run
+    tokenizer = train.load_tokenizer(config.train)
+    frame = prepared.train.head(3).assign(label="sarcastic")
+    with pytest.raises(train.TrainingError, match="sarcastic"):
+        train.encode_split(frame, tokenizer, LABELS, 32, use_weights=True)
+
+
+def test_collator_pads_dynamically_or_to_a_fixed_length(short_run):
+    config, prepared = short_run
+    tokenizer = train.load_tokenizer(config.train)
+    encoded = train.encode_split(prepared.train.head(4), tokenizer, LABELS, 32, use_weights=True)
+    features = [encoded[index] for index in range(len(encoded))]
+    longest = max(len(item["input_ids"]) for item in features)
+    dynamic = train.TweetCollator(tokenizer)(features)
+    assert dynamic["input_ids"].shape == (4, longest)
+    assert dynamic["labels"].dtype == torch.long
+    assert dynamic["sample_weight"].shape == (4,)
+    assert train.TweetCollator(tokenizer, pad_to_multiple_of=8)(features)["input_ids"].shape[1] % 8 == 0
+    assert train.TweetCollator(tokenizer, pad_to_length=48)(features)["input_ids"].shape == (4, 48)
+
+
+def test_speed_measurement_reports_every_variant(short_run, monkeypatch):
+    config, prepared = short_run
+    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
+    texts = prepared.train["text"].tolist()
+    rows = train.measure_training_speed(
+        config, texts, LABELS, prepared.train["label"].tolist(), batches=1, warmup_batches=1
+    )
+    # Without bf16 support the bf16 variant is skipped, not faked.
+    assert [row["variant"] for row in rows] == [variant.name for variant in train.SPEED_VARIANTS if not variant.bf16]
+    assert rows[0]["padded_tokens_per_batch"] == config.train.batch_size * 128
+    assert rows[1]["padded_tokens_per_batch"] < rows[0]["padded_tokens_per_batch"]
+    assert all(row["samples_per_second"] > 0 for row in rows)
+    table = train.format_speed_table(rows)
+    assert "samples/s" in table
+    assert "1.0x" in table
+    with pytest.raises(train.TrainingError, match="needs"):
+        train.measure_training_speed(config, texts[:3], LABELS, ["negative"] * 3)
+
+
+def test_git_commit_and_sha256(tmp_path):
+    (tmp_path / "file.txt").write_bytes(b"abc")
+    assert file_sha256(tmp_path / "file.txt") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    assert train.git_commit(tmp_path) is None
+    commit = train.git_commit(Path(__file__).parent)
+    assert commit is None or len(commit) == 40
+
+
+def test_manifest_round_trips(short_run, tmp_path):
+    config, prepared = short_run
+    manifest = train._manifest(config, LABELS, prepared, {"steps": 1}, None)
+    manifest.save(tmp_path)
+    assert ModelManifest.load(tmp_path).training == {"steps": 1}
+    assert manifest.max_chars == config.inference.max_chars
+
+
+@pytest.mark.slow
+def test_smoke_run_on_the_real_base_model(tmp_path):
+    """The smoke overlay on the real MiniLM and the real airline data: < 2 minutes on 2 cores."""
+    model_dir = tmp_path / "model"
+    started = os.times().elapsed
+    exit_code = cli.main(
+        [
+            "train",
+            "--config",
+            str(SMOKE_CONFIG.parent / "airline.yaml"),
+            "--config",
+            str(SMOKE_CONFIG),
+            "--output-dir",
+            str(model_dir),
+        ]
+    )
+    elapsed = os.times().elapsed - started
+    assert exit_code == 0
+    manifest = check_model_folder(model_dir)
+    assert manifest.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert not math.isnan(metrics["test"]["macro_f1"])
+    assert elapsed < 120, f"smoke run took {elapsed:.0f} s"
+
+
+def test_speed_script_prints_a_table_or_json(synthetic_config, capsys, monkeypatch):
+    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
+    arguments = ["--config", str(synthetic_config), "--set", "train.tiny_model=true", "--batches", "1"]
+    assert train.speed_main([*arguments, "--warmup-batches", "0", "--json"]) == cli.EXIT_OK
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["variant"] for row in rows] == [variant.name for variant in train.SPEED_VARIANTS if not variant.bf16]
+    assert train.speed_main([*arguments, "--warmup-batches", "0"]) == cli.EXIT_OK
+    assert capsys.readouterr().out.startswith("variant")
+    # More batches than the training split holds: a one-line user error, not a traceback.
+    assert train.speed_main([*arguments, "--batches", "1000"]) == cli.EXIT_USAGE
+
+
+def test_tiny_model_carries_the_labels_and_can_freeze_embeddings(short_run):
+    config, _ = short_run
+    tokenizer = train.load_tokenizer(config.train)
+    frozen = train.build_model(config.train.model_copy(update={"freeze_embeddings": True}), LABELS, tokenizer)
+    assert frozen.config.id2label == dict(enumerate(LABELS))
+    assert not any(parameter.requires_grad for parameter in frozen.bert.embeddings.parameters())
+    assert all(parameter.requires_grad for parameter in frozen.classifier.parameters())
+    trainable = train.build_model(config.train, LABELS, tokenizer)
+    assert all(parameter.requires_grad for parameter in trainable.bert.embeddings.parameters())
