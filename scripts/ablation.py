@@ -12,8 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from tweet_classifier.arguments import EXIT_USAGE, add_config_arguments, configure_logging
 from tweet_classifier.artifact import write_json_atomic
-from tweet_classifier.cli import EXIT_USAGE, add_config_arguments, configure_logging
 from tweet_classifier.config import load_config
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.training.ablation import format_ablation_table, run_cleaning_ablation, select_steps

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tweet_classifier.cli import EXIT_USAGE, configure_logging
+from tweet_classifier.arguments import EXIT_USAGE, configure_logging
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.reports.screenshot import format_plots_latency, labelled_texts, predict_p50_with_plots
 from tweet_classifier.serving.latency import add_served_model_arguments, model_to_serve, server_process

@@ -12,8 +12,15 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
+from tweet_classifier.arguments import (
+    DISTRIBUTION,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    configure_logging,
+    package_version,
+)
 from tweet_classifier.errors import TweetClassifierError
 
 logger = logging.getLogger(__name__)
@@ -42,59 +49,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy-space": ("tweet_classifier.hub.publish", "upload the Gradio app to a Hugging Face Space"),
     "retrain": ("tweet_classifier.hub.promote", "train a challenger and promote it only if it beats the champion"),
 }
-
-# The name on PyPI: "tweet-classifier" there is an unrelated 2015 project; the command keeps the name.
-DISTRIBUTION = "tweet-triage"
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """The shared ``--config``/``--set`` options of every config-driven command."""
-    parser.add_argument(
-        "--config",
-        action="append",
-        required=required,
-        default=None,
-        metavar="YAML",
-        help="config file; repeat to layer overlays (later files win)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        dest="overrides",
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value, e.g. --set train.epochs=2",
-    )
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
-
-
-def add_model_folder_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model DIR`` plus optional ``--config``/``--set``: commands that rework a trained folder in place."""
-    parser.add_argument("--model", required=True, type=Path, help="model folder written by `tweet-classifier train`")
-    add_config_arguments(parser, required=False)
-
-
-def package_version() -> str:
-    """The installed distribution's version (``pyproject.toml``), or ``unknown`` for a source tree on
-    ``sys.path`` without an install (the Space runs the package that way)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _top_level_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tweet_classifier import cli
+from tweet_classifier import arguments
 from tweet_classifier.config import RunConfig, data_dir, load_config
 from tweet_classifier.errors import TweetClassifierError
 
@@ -142,7 +142,7 @@ def ensure_base_model(config: RunConfig) -> Path | None:
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    cli.add_config_arguments(parser)
+    arguments.add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace, command: str) -> int:
@@ -150,4 +150,4 @@ def run(args: argparse.Namespace, command: str) -> int:
     data = ensure_data(config)
     model = ensure_base_model(config)
     logger.info("ready: data %s, base model %s", data or config.data.source, model or config.train.base_model)
-    return cli.EXIT_OK
+    return arguments.EXIT_OK

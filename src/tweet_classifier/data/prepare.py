@@ -1116,7 +1116,7 @@ def read_prepared(out_dir: str | Path) -> PreparedData:
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    from tweet_classifier.cli import add_config_arguments
+    from tweet_classifier.arguments import add_config_arguments
 
     add_config_arguments(parser)
     parser.add_argument(

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tweet_classifier import cli
+from tweet_classifier import arguments
 from tweet_classifier.artifact import write_json_atomic
 from tweet_classifier.config import PromotionConfig, RunConfig, load_config
 from tweet_classifier.errors import TweetClassifierError
@@ -494,7 +494,7 @@ def _push(challenger_dir: Path, repo_id: str, config: RunConfig, endpoint: str |
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    cli.add_config_arguments(parser)
+    arguments.add_config_arguments(parser)
     parser.add_argument("--champion", required=True, help="the current model: a model folder or a Hub id ORG/NAME")
     parser.add_argument("--champion-revision", default=None, help="Hub revision of --champion (default: main)")
     parser.add_argument("--push", default=None, metavar="REPO", help="push a promoted challenger to this Hub repo")

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 from pydantic import ValidationError
 
-from tweet_classifier import cli
+from tweet_classifier import arguments
 from tweet_classifier.artifact import (
     CALIBRATION_NAME,
     CANARY_INFO_NAME,
@@ -721,7 +721,7 @@ def hub_config_from_args(args: argparse.Namespace) -> HubConfig:
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    cli.add_config_arguments(parser, required=False)
+    arguments.add_config_arguments(parser, required=False)
     parser.add_argument(
         "--dry-run",
         metavar="OUT",
@@ -779,4 +779,4 @@ def run(args: argparse.Namespace, command: str) -> int:
         logger.error("%s", error)
         return EXIT_HUB_UNAVAILABLE
     _write_result(result)
-    return cli.EXIT_OK
+    return arguments.EXIT_OK

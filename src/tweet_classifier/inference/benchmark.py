@@ -267,7 +267,7 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    from tweet_classifier.cli import add_config_arguments
+    from tweet_classifier.arguments import add_config_arguments
 
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder (default models/airline)")
     add_config_arguments(parser, required=False)

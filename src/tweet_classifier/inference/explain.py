@@ -236,8 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
+    from tweet_classifier.arguments import add_config_arguments
     from tweet_classifier.artifact import read_json
-    from tweet_classifier.cli import add_config_arguments
     from tweet_classifier.config import ServeConfig
     from tweet_classifier.data.prepare import prepare_data
     from tweet_classifier.inference.export import resolve_run_config

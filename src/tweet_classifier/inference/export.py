@@ -684,7 +684,7 @@ def write_missing_serving_files(model_dir: Path, config: RunConfig, prepared: Pr
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    from tweet_classifier.cli import add_model_folder_arguments
+    from tweet_classifier.arguments import add_model_folder_arguments
 
     add_model_folder_arguments(parser)
 

@@ -1521,7 +1521,7 @@ def run_server(app: FastAPI, settings: ServeSettings) -> None:
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """``python app.py``: resolve the model, start loading it, serve until SIGTERM/SIGINT."""
-    from tweet_classifier.cli import add_config_arguments, configure_logging
+    from tweet_classifier.arguments import add_config_arguments, configure_logging
 
     parser = argparse.ArgumentParser(
         prog="app.py",

@@ -215,7 +215,7 @@ def model_to_serve(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tweet_classifier.cli import configure_logging
+    from tweet_classifier.arguments import configure_logging
 
     parser = argparse.ArgumentParser(description="p50/p95 of /predict vs an empty endpoint, raw HTTP and gradio_client")
     add_served_model_arguments(parser, port=7861)
@@ -489,7 +489,7 @@ def wait_for_start_up_work(base_url: str, timeout_s: float, interval_s: float = 
 def load_with_corrections_main(argv: Sequence[str] | None = None) -> int:
     import tempfile
 
-    from tweet_classifier.cli import configure_logging
+    from tweet_classifier.arguments import configure_logging
     from tweet_classifier.serving.ui import EXAMPLE_TWEETS
 
     parser = argparse.ArgumentParser(description="/v1/predict p95: 1 client, N clients, N clients + corrections")

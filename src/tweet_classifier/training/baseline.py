@@ -344,7 +344,7 @@ def format_table(result_metrics: dict[str, Any]) -> str:
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    from tweet_classifier.cli import add_config_arguments
+    from tweet_classifier.arguments import add_config_arguments
 
     add_config_arguments(parser)
     parser.add_argument("--out", default=None, help="output folder (default: outputs/baseline/<config name>)")

@@ -435,7 +435,7 @@ def calibrate_model_folder(model_dir: Path, config: Any) -> dict[str, Any]:
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    from tweet_classifier.cli import add_model_folder_arguments
+    from tweet_classifier.arguments import add_model_folder_arguments
 
     add_model_folder_arguments(parser)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tweet_classifier import cli
+from tweet_classifier import arguments
 from tweet_classifier.artifact import ArtifactError, ModelManifest, check_model_folder
 from tweet_classifier.config import NormalizeConfig, RunConfig, load_config
 from tweet_classifier.errors import TweetClassifierError
@@ -286,7 +286,7 @@ def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--revision", default=None, help="Hub revision (commit, tag or branch) for a Hub id")
     parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
-    cli.add_config_arguments(parser)
+    arguments.add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace, command: str) -> int:
@@ -300,4 +300,4 @@ def run(args: argparse.Namespace, command: str) -> int:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(format_report_table(report))
-    return cli.EXIT_OK
+    return arguments.EXIT_OK

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tweet_classifier import cli
+from tweet_classifier import arguments
 from tweet_classifier.artifact import WEIGHTS_NAME, ModelManifest, atomic_folder, file_sha256, write_json_atomic
 from tweet_classifier.config import RunConfig, TrainConfig, data_dir, load_config, save_config
 from tweet_classifier.errors import TweetClassifierError
@@ -911,13 +911,13 @@ def speed_main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     parser = argparse.ArgumentParser(prog="train_speed", description=speed_main.__doc__)
-    cli.add_config_arguments(parser)
+    arguments.add_config_arguments(parser)
     parser.add_argument("--batches", type=int, default=6, help="timed batches per variant")
     parser.add_argument("--warmup-batches", type=int, default=2, help="untimed batches first (allocator, kernels)")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
-    cli.configure_logging(args.log_level)
+    arguments.configure_logging(args.log_level)
     # The label-noise audit does not change the texts; skip it so the measurement starts quickly.
     config = load_config(args.config, ["cleaning.label_noise.policy=off", *args.overrides])
     from tweet_classifier.data.prepare import prepare_data
@@ -936,19 +936,19 @@ def speed_main(argv: Sequence[str] | None = None) -> int:
         )
     except TweetClassifierError as error:
         logger.error("%s", error)
-        return cli.EXIT_USAGE
+        return arguments.EXIT_USAGE
     if args.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
         sys.stdout.write(format_speed_table(rows))
-    return cli.EXIT_OK
+    return arguments.EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------- CLI
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    cli.add_config_arguments(parser)
+    arguments.add_config_arguments(parser)
     parser.add_argument("--output-dir", default=None, help="model folder to write (default: train.output_dir)")
     parser.add_argument(
         "--resume",
@@ -961,7 +961,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     config = load_config(args.config, args.overrides)
     result = train_model(config, output_dir=args.output_dir, resume=args.resume)
     if not result.metrics:  # a non-main rank of a distributed run: rank 0 reports
-        return cli.EXIT_OK
+        return arguments.EXIT_OK
     logger.info(
         "done in %.0f s: test macro-F1 %.4f vs baseline %.4f -> %s",
         result.training.get("seconds", 0.0),
@@ -969,4 +969,4 @@ def run(args: argparse.Namespace, command: str) -> int:
         result.metrics.get("baseline", {}).get("test", {}).get("macro_f1", float("nan")),
         result.model_dir,
     )
-    return cli.EXIT_OK
+    return arguments.EXIT_OK
