@@ -19,6 +19,7 @@ import gradio as gr
 from matplotlib.figure import Figure
 
 from tweet_classifier import live_plots
+from tweet_classifier.calibration import review_outcome
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.impact import Impact
 from tweet_classifier.serve import INTERNAL_ERROR_MESSAGE, BadRequestError, ClassifierService, CsvResult
@@ -431,9 +432,9 @@ def render_calibration(info: dict[str, Any]) -> str:
     lines = [
         f"**Calibration**: temperature {calibration['temperature']:.3f} (fitted on validation); test ECE "
         f"**{test['ece_before']:.4f} → {test['ece_after']:.4f}** ({calibration['ece_bins']} equal-width bins).",
-        f"**Review**: below confidence {selective['threshold']:.3f} a prediction needs a person. On test the "
-        f"model acts on **{100 * kept['coverage']:.1f}%** of tweets automatically at macro-F1 "
-        f"**{_f1(kept['macro_f1'])}**.",
+        f"**Review**: below confidence {selective['threshold']:.3f} a prediction needs a person. "
+        f"{review_outcome(selective)} On test the model acts on **{100 * kept['coverage']:.1f}%** of tweets "
+        f"automatically at macro-F1 **{_f1(kept['macro_f1'])}**.",
         "\n| threshold | test coverage | test macro-F1 |\n|---|---|---|",
     ]
     lines += [
