@@ -17,6 +17,7 @@ import yaml
 
 from tweet_classifier.artifact import FILE_DESCRIPTIONS, ArtifactError, ModelManifest, read_canary, read_json
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.training.calibration import review_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -325,12 +326,6 @@ def _calibration_section(calibration: Mapping[str, Any], selective: Mapping[str,
     """ECE before/after temperature scaling and the coverage table, from ``metrics.json``."""
     test, validation = calibration["test"], calibration["validation"]
     kept = selective["test"]
-    metric, target = selective["metric"], selective["target"]
-    outcome = (
-        f"reaches {metric} {selective['value']:.3f} on {_pct(selective['coverage'])}% of validation"
-        if selective.get("reached")
-        else "is not reached on validation at any coverage, so every prediction is flagged"
-    )
     parts = [
         f"Temperature scaling fitted on validation (T = {calibration['temperature']:.3f}; "
         f"{calibration['ece_bins']} equal-width confidence bins). Every backend applies it.",
@@ -348,8 +343,8 @@ def _calibration_section(calibration: Mapping[str, Any], selective: Mapping[str,
             ],
         ),
         f"**Review flag**: predictions whose calibrated confidence is under **{selective['threshold']:.3f}** carry "
-        f"`needs_review: true`. The threshold is the lowest that keeps {metric} >= {target} on validation; it "
-        f"{outcome}. On test it acts on **{_pct(kept['coverage'])}%** of tweets automatically at macro-F1 "
+        f"`needs_review: true`. {review_outcome(selective)} On test it acts on **{_pct(kept['coverage'])}%** "
+        "of tweets automatically at macro-F1 "
         f"**{_pct(kept['macro_f1'])}** (accuracy {_pct(kept['accuracy'])}).",
         "Coverage vs macro-F1 on test (each threshold chosen on validation for its coverage):",
         _table(
