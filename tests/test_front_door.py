@@ -37,3 +37,7 @@ def test_importing_the_package_loads_no_heavy_library() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert json.loads(completed.stdout) == []
+
+
+def test_every_lazy_name_is_public() -> None:
+    assert set(tweet_classifier.__all__) == {*tweet_classifier._EXPORTS, "__version__"}

@@ -28,7 +28,16 @@ _EXPORTS = {
     "ModelManifest": "tweet_classifier.artifact",
     "TweetClassifierError": "tweet_classifier.errors",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "ModelManifest",
+    "Prediction",
+    "Predictor",
+    "RunConfig",
+    "TweetClassifierError",
+    "__version__",
+    "load_config",
+    "normalize_tweet",
+]
 
 if TYPE_CHECKING:
     from tweet_classifier.artifact import ModelManifest
