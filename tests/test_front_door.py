@@ -15,11 +15,11 @@ from tweet_classifier.text import normalize_tweet
 
 
 def test_the_front_door_names_are_the_modules_own_objects() -> None:
-    from tweet_classifier import Predictor as front_predictor
+    from tweet_classifier import Predictor as FrontPredictor
     from tweet_classifier import load_config as front_load_config
     from tweet_classifier import normalize_tweet as front_normalize
 
-    assert (front_predictor, front_load_config, front_normalize) == (Predictor, load_config, normalize_tweet)
+    assert (FrontPredictor, front_load_config, front_normalize) == (Predictor, load_config, normalize_tweet)
     assert set(tweet_classifier.__all__) <= set(dir(tweet_classifier))
     assert tweet_classifier.__version__
 
