@@ -309,6 +309,9 @@ class InferenceConfig(_Section):
     batch_size: int = Field(32, ge=1)
     min_agreement: float = Field(0.995, gt=0, le=1)
     max_f1_drop: float = Field(0.005, ge=0, le=1)
+    # The cascade's margin is the smallest whose cascade agrees with fp32 on this share of the train
+    # calibration texts (cascade_margin.py); export raises it while the cascade fails the gate above.
+    cascade_agreement: float = Field(0.999, gt=0, le=1)
     # Threads for torch and ONNX Runtime; 0 means one per physical core (oversubscribing hurts latency).
     num_threads: int = Field(0, ge=0)
     # Validation texts timed one by one (and in batches) at export time, so loading never re-benchmarks.
