@@ -17,10 +17,12 @@ branch is given). The staged folder is the whole Space: ``pip install -r require
   ``sys.path``, so ``import tweet_classifier`` finds it with nothing installed. Installing the package from
   ``requirements.txt`` (``.`` or ``-e .``) cannot work on a Space: its build installs ``requirements.txt``
   before the repository's other files are in the image.
-* ``requirements.txt`` is the project's pins with ``--extra-index-url`` of PyTorch's CPU wheels first:
-  the Space's build runs pip on the file, which honours that option, and ``torch==2.13.0`` then resolves
-  to ``2.13.0+cpu`` (a local version sorts above the plain one) instead of PyPI's CUDA build and its
-  multi-GB ``nvidia-*`` dependencies. The Dockerfile's ``TORCH_INDEX_URL`` default is the same index.
+* ``requirements.txt`` is the project's runtime lock (``requirements.lock``: every package pinned with its
+  sha256, written by ``make lock``) under ``--require-hashes`` and ``--extra-index-url`` of PyTorch's CPU
+  wheels: the Space's build runs pip on the file, which honours both options, finds ``torch==2.13.0+cpu``
+  (the locked hash) on that index instead of PyPI's CUDA build and its multi-GB ``nvidia-*`` dependencies,
+  and refuses any file whose hash the lock does not list, from either index. The Dockerfile's
+  ``TORCH_INDEX_URL`` default is the same index.
 
 Credentials come from ``HF_TOKEN`` or the ``hf auth login`` file and are handed to ``huggingface_hub``
 untouched: no flag accepts one, nothing here logs or writes one, and every staged file is scanned for
@@ -131,7 +133,7 @@ SPACE_PACKAGE = "tweet_classifier"
 SPACE_ALLOW_LIST = ("app.py", "requirements.txt", "README.md", f"{SPACE_PACKAGE}/**/*.py", "configs/*.yaml")
 # Where earlier deploys put the package: removed from a Space by the next deploy.
 SPACE_FORMER_PATHS = ("src/tweet_classifier/**/*.py",)
-SPACE_REQUIRED = ("app.py", "requirements.txt", "README.md")
+SPACE_REQUIRED = ("app.py", "requirements.lock", "README.md")
 # PyTorch's CPU wheels (see the module docstring); the Dockerfile's TORCH_INDEX_URL default is the same.
 TORCH_CPU_INDEX_URL = "https://download.pytorch.org/whl/cpu"
 
@@ -317,17 +319,17 @@ def stage_space_files(source_root: str | Path, staging: str | Path) -> tuple[lis
     configs, _ = select_files(root, SPACE_ALLOW_LIST, list((root / "configs").glob("*.yaml")))
     _copy_files(root, target, ["app.py", "README.md", *configs])
     _copy_files(package, target / SPACE_PACKAGE, modules)
-    (target / "requirements.txt").write_text(space_requirements(root / "requirements.txt"), encoding="utf-8")
+    (target / "requirements.txt").write_text(space_requirements(root / "requirements.lock"), encoding="utf-8")
     files = sorted(["app.py", "README.md", "requirements.txt", *configs, *(f"{SPACE_PACKAGE}/{m}" for m in modules)])
     return files, card
 
 
-def space_requirements(requirements: Path) -> str:
-    """The project's pinned requirements with PyTorch's CPU index added, for the Space's pip."""
+def space_requirements(lock: Path) -> str:
+    """The project's runtime lock (hashes) with PyTorch's CPU index added, for the Space's pip."""
     return (
-        "# Staged by `tweet-classifier deploy-space`: the project's requirements.txt, plus PyTorch's CPU index\n"
-        "# so the Space installs torch's CPU build rather than the multi-GB CUDA one.\n"
-        f"--extra-index-url {TORCH_CPU_INDEX_URL}\n" + requirements.read_text(encoding="utf-8")
+        "# Staged by `tweet-classifier deploy-space`: the project's requirements.lock, plus PyTorch's CPU index\n"
+        "# so the Space installs torch's CPU build rather than the multi-GB CUDA one; pip checks every hash.\n"
+        f"--require-hashes\n--extra-index-url {TORCH_CPU_INDEX_URL}\n" + lock.read_text(encoding="utf-8")
     )
 
 
