@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("tweet_classifier.bulk", "score a CSV/TSV/JSONL/parquet file or a dataset in chunks (resumable)"),
     "benchmark": ("tweet_classifier.benchmark", "compare every backend with the plain transformers pipeline"),
     "push": ("tweet_classifier.hub", "push a model folder to the Hugging Face Hub in one atomic commit"),
+    "push-data": ("tweet_classifier.dataset_hub", "push the cleaned splits of `data` as a Hub dataset with a card"),
     "deploy-space": ("tweet_classifier.hub", "upload the Gradio app to a Hugging Face Space"),
     "retrain": ("tweet_classifier.promote", "train a challenger and promote it only if it beats the champion"),
 }

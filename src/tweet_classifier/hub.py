@@ -242,20 +242,22 @@ def _copy_files(source: Path, target: Path, files: Iterable[str]) -> None:
         shutil.copy2(source / relative, destination)
 
 
-def _regenerate_card(staging: Path, repo_id: str | None) -> bool:
+def _regenerate_card(staging: Path, repo_id: str | None, dataset_repo_id: str | None = None) -> bool:
     """Rewrite README.md from the staged files with card.py; False when card.py is not installed."""
     try:
         card = importlib.import_module("tweet_classifier.card")
     except ImportError:
         return False
-    card.write_model_card(staging, repo_id)
+    card.write_model_card(staging, repo_id, dataset_repo_id)
     return True
 
 
-def stage_model_files(model_dir: str | Path, staging: str | Path, repo_id: str | None = None) -> list[str]:
+def stage_model_files(
+    model_dir: str | Path, staging: str | Path, repo_id: str | None = None, dataset_repo_id: str | None = None
+) -> list[str]:
     """Copy the publishable files of a model folder into ``staging``, add the ``transformers`` pipeline
     (``portable``, for folders written before they carried it) and regenerate the card there with
-    snippets that load ``repo_id``.
+    snippets that load ``repo_id`` (and ``datasets:`` naming ``dataset_repo_id``, the ``push-data`` repo).
 
     Returns the staged repo paths. The model folder itself is not modified.
     """
@@ -277,7 +279,7 @@ def stage_model_files(model_dir: str | Path, staging: str | Path, repo_id: str |
     _copy_files(folder, target, files)
     write_portable_pipeline(target)
     files = sorted({*files, *PIPELINE_FILES})
-    if _regenerate_card(target, repo_id):
+    if _regenerate_card(target, repo_id, dataset_repo_id):
         files = sorted({*files, "README.md"})
     elif "README.md" not in files:
         raise HubError(f"{folder} has no model card (README.md) and card.py is unavailable to write one")
@@ -556,37 +558,72 @@ def push_model_folder(
     require_hub_access()
     with tempfile.TemporaryDirectory(prefix="tweet-classifier-push-") as staging_name:
         staging = Path(staging_name)
-        files = stage_model_files(folder, staging, repo_id)
+        files = stage_model_files(folder, staging, repo_id, config.dataset_repo_id)
         scan_for_secrets(staging, files, _current_secrets())
         summary, description = _commit_text(staging, folder.resolve().name, files)
-        api = _hub_api(endpoint)
-        what = "create repo"
-        try:
-            call_with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True), what, config)
-            if revision != "main":
-                what = "create branch"
-                call_with_retries(lambda: api.create_branch(repo_id, branch=revision, exist_ok=True), what, config)
-            what = "commit"
-            info, deleted = _commit_folder(
-                api,
-                staging,
-                files,
-                repo_id=repo_id,
-                repo_type="model",
-                revision=revision,
-                allow_list=MODEL_ALLOW_LIST,
-                commit_message=summary,
-                commit_description=description,
-                config=config,
-            )
-        except HubUnavailableError:
-            raise
-        except Exception as error:
-            if _status_code(error) is None and not _is_hub_error(error):
-                raise
-            raise _user_error(error, repo_id, what) from None
+        info, deleted = publish_staged(
+            staging,
+            files,
+            repo_id=repo_id,
+            repo_type="model",
+            revision=revision,
+            private=private,
+            allow_list=MODEL_ALLOW_LIST,
+            commit_message=summary,
+            commit_description=description,
+            config=config,
+            endpoint=endpoint,
+        )
     logger.info("pushed %d files to %s@%s: %s", len(files), repo_id, revision, info.commit_url)
     return PublishResult(repo_id, "model", revision, files, deleted, info.oid, info.commit_url)
+
+
+def publish_staged(
+    staging: Path,
+    files: list[str],
+    *,
+    repo_id: str,
+    repo_type: str,
+    revision: str,
+    private: bool,
+    allow_list: Sequence[str],
+    commit_message: str,
+    commit_description: str,
+    config: HubConfig,
+    endpoint: str | None,
+) -> tuple[Any, list[str]]:
+    """Create the repo (and branch) when missing, then commit the staged files in one ``_commit_folder``;
+    a Hub answer the user can act on becomes a ``HubError`` that says what to do."""
+    api = _hub_api(endpoint)
+    what = "create repo"
+    try:
+        call_with_retries(
+            lambda: api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True), what, config
+        )
+        if revision != "main":
+            what = "create branch"
+            call_with_retries(
+                lambda: api.create_branch(repo_id, repo_type=repo_type, branch=revision, exist_ok=True), what, config
+            )
+        what = "commit"
+        return _commit_folder(
+            api,
+            staging,
+            files,
+            repo_id=repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            allow_list=allow_list,
+            commit_message=commit_message,
+            commit_description=commit_description,
+            config=config,
+        )
+    except HubUnavailableError:
+        raise
+    except Exception as error:
+        if _status_code(error) is None and not _is_hub_error(error):
+            raise
+        raise _user_error(error, repo_id, what) from None
 
 
 def _is_hub_error(error: BaseException) -> bool:
@@ -595,10 +632,12 @@ def _is_hub_error(error: BaseException) -> bool:
     return isinstance(error, HfHubHTTPError)
 
 
-def dry_run_model_folder(model_dir: str | Path, out_dir: str | Path, repo_id: str, revision: str) -> PublishResult:
+def dry_run_model_folder(
+    model_dir: str | Path, out_dir: str | Path, repo_id: str, revision: str, dataset_repo_id: str | None = None
+) -> PublishResult:
     """Write exactly the files ``push`` would upload into ``out_dir``; no network, no token needed."""
     target = _empty_output_folder(out_dir)
-    files = stage_model_files(model_dir, target, repo_id)
+    files = stage_model_files(model_dir, target, repo_id, dataset_repo_id)
     scan_for_secrets(target, files, _current_secrets())
     return PublishResult(repo_id, "model", revision, files, dry_run_dir=str(target))
 
@@ -757,7 +796,7 @@ def run(args: argparse.Namespace, command: str) -> int:
             repo_id = check_repo_id(args.repo_id or config.repo_id, "--repo-id")
             revision = args.revision or config.revision
             if args.dry_run:
-                result = dry_run_model_folder(args.model, args.dry_run, repo_id, revision)
+                result = dry_run_model_folder(args.model, args.dry_run, repo_id, revision, config.dataset_repo_id)
             else:
                 private = config.private if args.private is None else args.private
                 result = push_model_folder(
