@@ -32,6 +32,7 @@ import yaml
 from tweet_classifier import cli
 from tweet_classifier.card import DATASET_LICENCE_IDS, DATASET_LICENCES, dataset_key
 from tweet_classifier.config import HubConfig
+from tweet_classifier.data import CONFIG_YAML, REPORT_JSON, REPORT_MARKDOWN, SPLIT_FILES, SPLITS
 from tweet_classifier.hub import (
     EXIT_HUB_UNAVAILABLE,
     HubError,
@@ -50,15 +51,14 @@ from tweet_classifier.hub import (
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 # The data folder's file -> its path in the dataset repo.
 STAGED_NAMES = {
-    **{f"{split}.parquet": f"data/{split}.parquet" for split in SPLITS},
-    "report.json": "cleaning_report.json",
-    "report.md": "cleaning_report.md",
-    "config.yaml": "config.yaml",
+    **{SPLIT_FILES[split]: f"data/{split}.parquet" for split in SPLITS},
+    REPORT_JSON: "cleaning_report.json",
+    REPORT_MARKDOWN: "cleaning_report.md",
+    CONFIG_YAML: "config.yaml",
 }
-REQUIRED = (*(f"{split}.parquet" for split in SPLITS), "report.json")
+REQUIRED = (*SPLIT_FILES.values(), REPORT_JSON)
 # What a dataset repo of ours may hold: files from an older push that are not staged now are deleted.
 DATA_ALLOW_LIST = ("README.md", "data/*.parquet", "cleaning_report.json", "cleaning_report.md", "config.yaml")
 
@@ -118,12 +118,12 @@ class DataFolder:
                 f"run `tweet-classifier data --config CONFIG --out {folder}` first"
             )
         try:
-            report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+            report = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise HubError(
-                f"{folder / 'report.json'} is not valid JSON ({error}): rerun `tweet-classifier data`"
+                f"{folder / REPORT_JSON} is not valid JSON ({error}): rerun `tweet-classifier data`"
             ) from None
-        config_path = folder / "config.yaml"
+        config_path = folder / CONFIG_YAML
         run_config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
         return cls(folder, report, run_config or {})
 
@@ -157,7 +157,7 @@ def dataset_card_data(data: DataFolder) -> Any:
         configs=[
             {
                 "config_name": "default",
-                "data_files": [{"split": split, "path": STAGED_NAMES[f"{split}.parquet"]} for split in SPLITS],
+                "data_files": [{"split": split, "path": STAGED_NAMES[SPLIT_FILES[split]]} for split in SPLITS],
             }
         ],
     )
@@ -218,14 +218,14 @@ def write_dataset_card(data: DataFolder, staging: Path, repo_id: str) -> Path:
     import pyarrow.parquet as parquet
     from huggingface_hub import DatasetCard
 
-    columns = list(parquet.read_schema(data.folder / "train.parquet").names)
+    columns = list(parquet.read_schema(data.folder / SPLIT_FILES["train"]).names)
     metadata = dataset_card_data(data)
     card = DatasetCard(f"---\n{metadata.to_yaml()}\n---\n\n{_card_body(data, repo_id, columns)}")
     path = staging / "README.md"
     path.write_text(str(card), encoding="utf-8")
     parsed = DatasetCard.load(path).data
     files = [entry["path"] for entry in (parsed.configs or [{}])[0].get("data_files", [])]
-    if parsed.license != metadata.license or files != [STAGED_NAMES[f"{split}.parquet"] for split in SPLITS]:
+    if parsed.license != metadata.license or files != [STAGED_NAMES[SPLIT_FILES[split]] for split in SPLITS]:
         raise DatasetCardError(f"{path}: the dataset card metadata did not parse back; this is a bug in dataset_hub.py")
     return path
 
