@@ -429,6 +429,9 @@ class HubConfig(_Section):
     retry_max_delay_s: float = Field(60.0, ge=0, le=600)
     # Space that `deploy-space` uploads the app to (ORG/NAME).
     space_id: str | None = None
+    # Hub dataset of the cleaned splits (`push-data` pushes there by default); model cards name it in
+    # `datasets:` and the model-index when set.
+    dataset_repo_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 
 class PromotionConfig(_Section):
