@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from tweet_classifier import cli
+from tweet_classifier import arguments
 from tweet_classifier.config import HubConfig
 from tweet_classifier.data.prepare import CONFIG_YAML, REPORT_JSON, REPORT_MARKDOWN, SPLIT_FILES, SPLITS
 from tweet_classifier.hub.publish import (
@@ -294,7 +294,7 @@ def dry_run_data_folder(data_dir: str | Path, out_dir: str | Path, repo_id: str,
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    cli.add_config_arguments(parser, required=False)
+    arguments.add_config_arguments(parser, required=False)
     parser.add_argument("--data", required=True, help="folder written by `tweet-classifier data --out DIR`")
     parser.add_argument("--repo-id", default=None, help="ORG/NAME of the dataset repo (default: hub.dataset_repo_id)")
     parser.add_argument("--revision", default=None, help="branch to commit to, created if missing (default main)")
@@ -325,4 +325,4 @@ def run(args: argparse.Namespace, command: str) -> int:
         logger.error("%s", error)
         return EXIT_HUB_UNAVAILABLE
     _write_result(result)
-    return cli.EXIT_OK
+    return arguments.EXIT_OK
