@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,20 @@ def test_setup_the_image_and_ci_install_from_the_locks_with_hashes() -> None:
     assert all("--require-hashes" in line for line in installs)
     assert "make lock" in (REPO_ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()[1]
     assert "make setup" in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_library_ranges_hold_every_locked_runtime_version() -> None:
+    """``pip install tweet-triage`` gets ranges (pyproject.toml); the locked install is one point inside them."""
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    ranges = {canonicalize_name(requirement.name): requirement for requirement in map(Requirement, declared)}
+    locked = read_lock(REPO_ROOT / "requirements.lock")
+    pinned = [
+        Requirement(line)
+        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "-"))
+    ]
+    assert set(ranges) == {canonicalize_name(requirement.name) for requirement in pinned}
+    for name, requirement in ranges.items():
+        assert "==" not in str(requirement.specifier), f"{name}: a library range, not a pin"
+        version = locked[name][0].split("+")[0]
+        assert requirement.specifier.contains(version), f"{name} {version} is outside {requirement.specifier}"
