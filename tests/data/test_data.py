@@ -15,16 +15,11 @@ import pytest
 from tests.conftest import REPO_ROOT, shared_data_path
 from tweet_classifier import cli
 from tweet_classifier.config import RunConfig, build_config, deep_merge, load_config
-from tweet_classifier.data.prepare import (
-    CleaningReport,
-    DataError,
-    PreparedData,
-    load_raw,
-    prepare_data,
-    read_prepared,
-    resolve_source,
-    write_prepared,
-)
+from tweet_classifier.data.load import load_raw, resolve_source
+from tweet_classifier.data.prepare import prepare_data
+from tweet_classifier.data.prepared import PreparedData, read_prepared, write_prepared
+from tweet_classifier.data.readers import DataError
+from tweet_classifier.data.report import CleaningReport
 
 AIRLINE_CONFIG = REPO_ROOT / "configs" / "airline.yaml"
 HATE_CONFIG = REPO_ROOT / "configs" / "tweet_eval_hate.yaml"

@@ -32,7 +32,7 @@ from tweet_classifier.config import BaselineConfig, RunConfig
 from tweet_classifier.errors import TweetClassifierError
 
 if TYPE_CHECKING:
-    from tweet_classifier.data.prepare import PreparedData
+    from tweet_classifier.data.prepared import PreparedData
 
 logger = logging.getLogger(__name__)
 
