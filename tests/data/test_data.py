@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -701,8 +702,11 @@ def test_label_noise_audit_hook_receives_train_and_its_section_is_reported(
 ) -> None:
     calls: list[tuple[int, list[str], str]] = []
 
-    def fake_audit(train: pd.DataFrame, labels: list[str], config: RunConfig) -> tuple[pd.DataFrame, dict]:
+    def fake_audit(
+        train: pd.DataFrame, labels: list[str], config: RunConfig, model: Callable[..., np.ndarray]
+    ) -> tuple[pd.DataFrame, dict]:
         calls.append((len(train), labels, config.cleaning.label_noise.policy))
+        assert callable(model)
         section = {
             "suspects": np.int64(1),
             "policy": config.cleaning.label_noise.policy,

@@ -80,9 +80,13 @@ def prepare_data(config: RunConfig) -> PreparedData:
     if data.max_rows is not None:
         splits = {name: frame.head(data.max_rows) for name, frame in splits.items()}
     if config.cleaning.label_noise.policy != "off":
+        # Start-up time: the audit and its model (scikit-learn, cleanlab) load only when an audit runs.
         from tweet_classifier.data.audit import audit_label_noise
+        from tweet_classifier.data.tfidf_model import label_noise_model
 
-        audited, section = audit_label_noise(public_frame(splits["train"], config), labels, config)
+        audited, section = audit_label_noise(
+            public_frame(splits["train"], config), labels, config, label_noise_model(config)
+        )
         report.label_noise = section
         public = {"train": audited.reset_index(drop=True)}
     else:

@@ -30,9 +30,10 @@ import pandas as pd
 
 from tweet_classifier.config import RunConfig, TextRepair, build_config, deep_merge
 from tweet_classifier.data.audit import audit_label_noise
+from tweet_classifier.data.tfidf_model import label_noise_model, predict_probabilities
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.text import normalize_tweet
-from tweet_classifier.training.baseline import evaluate_baseline, predict_probabilities, train_and_select
+from tweet_classifier.training.baseline import evaluate_baseline, train_and_select
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ def run_cleaning_ablation(
             train, validation = train.head(max_rows), validation.head(max_rows)
         # "report" leaves the train rows as they are, so only the policies that change them run here.
         if variant.cleaning.label_noise.policy in ("drop", "downweight"):
-            train, _ = audit_label_noise(train, labels, variant)
+            train, _ = audit_label_noise(train, labels, variant, label_noise_model(variant))
         model, chosen_c, _, _ = train_and_select(
             train["text"].tolist(),
             train["label"].tolist(),
