@@ -5,14 +5,29 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 
 from tweet_classifier.config import RunConfig
-from tweet_classifier.data.lossy_mojibake import repair_lossy_mojibake
+from tweet_classifier.data.model_text import repair_steps
 from tweet_classifier.data.readers import DataError
 from tweet_classifier.data.report import CleaningReport, CleaningStep, change_examples, examples
 from tweet_classifier.data.split_groups import coarse_grouping, split_group_keys
+from tweet_classifier.data.switches import (
+    DEDUPE,
+    DEMOJIZE,
+    ELONGATION,
+    HTML_AND_MOJIBAKE,
+    ID_CONFLICTS,
+    LABEL_NOISE,
+    LOW_CONFIDENCE,
+    PLACEHOLDERS,
+    TEXT_CONFLICTS,
+    TEXT_REPAIRS,
+    UNICODE_FORM,
+    Switch,
+)
 from tweet_classifier.data.validate import label_confidence, parse_timestamps
 from tweet_classifier.text import normalize_tweet
 
@@ -43,74 +58,69 @@ def working_frame(raw: pd.DataFrame, label_values: pd.Series, config: RunConfig)
     return work
 
 
-def clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.DataFrame:
-    cleaning = config.cleaning
-    limit = cleaning.examples_per_step
+# Opens a step's report row: (name, description, rows_in, enabled=True) -> the CleaningStep to fill in.
+Record = Callable[..., CleaningStep]
 
-    def record(name: str, description: str, rows_in: int, enabled: bool = True) -> CleaningStep:
-        if rows_in == 0:
-            _raise_emptied(report.steps)
-        step = CleaningStep(name=name, description=description, rows_in=rows_in, enabled=enabled)
-        report.steps.append(step)
-        return step
 
+@dataclass(frozen=True)
+class CleaningStepDef:
+    """One cleaning step: the report row(s) it writes, the function that runs it, the switches that turn it off."""
+
+    name: str
+    run: Callable[[pd.DataFrame, RunConfig, Record], pd.DataFrame]
+    switches: tuple[Switch, ...] = ()
+
+
+def _drop_missing_labels(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
     # Rows without a label cannot be used for training or scoring.
     step = record("missing_label", "drop rows whose label is empty", len(work))
     missing = work["label"].isna()
     step.rows_touched = step.rows_removed = int(missing.sum())
-    step.examples = examples(work[missing], limit)
-    work = work[~missing]
+    step.examples = examples(work[missing], config.cleaning.examples_per_step)
+    return work[~missing]
 
-    step = record("empty_text", "drop rows whose text is empty or whitespace only", len(work), cleaning.drop_empty)
-    if cleaning.drop_empty:
-        empty = work["raw_text"].str.strip() == ""
-        step.rows_touched = step.rows_removed = int(empty.sum())
-        step.examples = examples(work[empty], limit)
-        work = work[~empty]
 
-    step = record(
-        "exact_duplicates",
-        "drop rows identical in every column to an earlier row",
-        len(work),
-        cleaning.drop_exact_duplicates,
-    )
-    if cleaning.drop_exact_duplicates:
-        duplicated = work.duplicated(subset=["origin", "fingerprint"])
-        step.rows_touched = step.rows_removed = int(duplicated.sum())
-        step.examples = examples(work[duplicated], limit, ("raw_text", "label", "id"))
-        work = work[~duplicated]
+def _drop_empty_texts(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
+    drop_empty = config.cleaning.drop_empty
+    step = record("empty_text", "drop rows whose text is empty or whitespace only", len(work), drop_empty)
+    if not drop_empty:
+        return work
+    empty = work["raw_text"].str.strip() == ""
+    step.rows_touched = step.rows_removed = int(empty.sum())
+    step.examples = examples(work[empty], config.cleaning.examples_per_step)
+    return work[~empty]
 
-    work = _resolve_id_conflicts(work, config, record)
 
-    step = record(
-        "repair:lossy_mojibake",
-        "undo the residue of a lossy UTF-8 -> Windows-1252 -> Mac Roman export where one character produces it "
-        "(â€ù -> ”)",
-        len(work),
-        cleaning.repair_lossy_mojibake,
-    )
-    if cleaning.repair_lossy_mojibake:
+def _drop_exact_duplicates(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
+    enabled = config.cleaning.drop_exact_duplicates
+    step = record("exact_duplicates", "drop rows identical in every column to an earlier row", len(work), enabled)
+    if not enabled:
+        return work
+    duplicated = work.duplicated(subset=["origin", "fingerprint"])
+    step.rows_touched = step.rows_removed = int(duplicated.sum())
+    step.examples = examples(work[duplicated], config.cleaning.examples_per_step, ("raw_text", "label", "id"))
+    return work[~duplicated]
+
+
+def _repair(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
+    """The repairs of ``model_text.repair_steps``, one report row each, on the source text."""
+    for repair in repair_steps(config.cleaning):
+        step = record(repair.name, repair.description, len(work), repair.enabled)
+        if not repair.enabled:
+            continue
         unique_sources = pd.Series(work["source_text"].unique(), dtype=object)
-        repaired_by_source = dict(zip(unique_sources, unique_sources.map(repair_lossy_mojibake), strict=True))
+        repaired_by_source = dict(zip(unique_sources, unique_sources.map(repair.apply), strict=True))
         repaired = work["source_text"].map(repaired_by_source)
         changed = repaired != work["source_text"]
         step.rows_touched = int(changed.sum())
-        step.examples = change_examples(work["source_text"][changed], repaired[changed], limit)
-        work = work.assign(source_text=repaired, repaired=work["repaired"] | changed)
-
-    for repair in cleaning.repairs:
-        step = record(
-            f"repair:{repair.name}", f"replace /{repair.pattern}/ with {repair.replacement!r} in raw text", len(work)
+        step.examples = change_examples(
+            work["source_text"][changed], repaired[changed], config.cleaning.examples_per_step
         )
-        pattern = re.compile(repair.pattern)
-        repaired = work["source_text"].map(
-            lambda text, pattern=pattern, repl=repair.replacement: pattern.sub(repl, text)
-        )
-        changed = repaired != work["source_text"]
-        step.rows_touched = int(changed.sum())
-        step.examples = change_examples(work["source_text"][changed], repaired[changed], limit)
         work = work.assign(source_text=repaired, repaired=work["repaired"] | changed)
+    return work
 
+
+def _normalize(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
     step = record(
         "normalize", "normalize_tweet: mojibake, HTML, NFKC, invisibles, URLs, handles, emoji, spaces", len(work)
     )
@@ -119,33 +129,43 @@ def clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.D
     work = work.assign(text=work["source_text"].map(normalized_by_source))
     changed = work["text"] != work["source_text"]
     step.rows_touched = int(changed.sum())
-    step.examples = change_examples(work["source_text"][changed], work["text"][changed], limit)
-
-    step = record(
-        "empty_after_normalization", "drop rows whose normalized text is empty", len(work), cleaning.drop_empty
+    step.examples = change_examples(
+        work["source_text"][changed], work["text"][changed], config.cleaning.examples_per_step
     )
-    if cleaning.drop_empty:
-        empty = work["text"] == ""
-        step.rows_touched = step.rows_removed = int(empty.sum())
-        step.examples = examples(work[empty], limit)
-        work = work[~empty]
+    return work
 
-    work = _resolve_text_conflicts(work, config, record)
 
-    step = record(
-        "dedupe_normalized", "keep one row per normalized text and label", len(work), cleaning.dedupe_normalized
-    )
-    if cleaning.dedupe_normalized:
-        duplicated = work.duplicated(subset=["origin", "text", "label"])
-        step.rows_touched = step.rows_removed = int(duplicated.sum())
-        step.examples = examples(work[duplicated], limit, ("raw_text", "text", "label"))
-        work = work[~duplicated]
+def _drop_empty_after_normalization(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
+    drop_empty = config.cleaning.drop_empty
+    step = record("empty_after_normalization", "drop rows whose normalized text is empty", len(work), drop_empty)
+    if not drop_empty:
+        return work
+    empty = work["text"] == ""
+    step.rows_touched = step.rows_removed = int(empty.sum())
+    step.examples = examples(work[empty], config.cleaning.examples_per_step)
+    return work[~empty]
 
+
+def _dedupe_normalized(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
+    enabled = config.cleaning.dedupe_normalized
+    step = record("dedupe_normalized", "keep one row per normalized text and label", len(work), enabled)
+    if not enabled:
+        return work
+    duplicated = work.duplicated(subset=["origin", "text", "label"])
+    step.rows_touched = step.rows_removed = int(duplicated.sum())
+    step.examples = examples(work[duplicated], config.cleaning.examples_per_step, ("raw_text", "text", "label"))
+    return work[~duplicated]
+
+
+def _resolve_near_duplicate_conflicts(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
     work = work.assign(split_group=split_group_keys(work, config))
-    if coarse_grouping(config):
-        work = _resolve_text_conflicts(work, config, record, key="split_group")
+    if not coarse_grouping(config):
+        return work
+    return _resolve_text_conflicts(work, config, record, key="split_group")
 
-    low = cleaning.low_confidence
+
+def _handle_low_confidence(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
+    low = config.cleaning.low_confidence
     has_confidence = config.data.has_confidence
     step = record(
         "low_confidence",
@@ -154,18 +174,41 @@ def clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.D
         len(work),
         has_confidence and low.policy != "keep",
     )
-    if has_confidence:
-        below = work["confidence"] < low.threshold
-        step.examples = examples(work[below], limit, ("raw_text", "label", "confidence"))
-        if low.policy == "drop":
-            step.rows_touched = step.rows_removed = int(below.sum())
-            work = work[~below]
-        elif low.policy == "weight":
-            step.rows_touched = int(below.sum())
-            work = work.assign(weight=work["weight"].where(~below, work["confidence"]))
+    if not has_confidence:
+        return work
+    below = work["confidence"] < low.threshold
+    step.examples = examples(work[below], config.cleaning.examples_per_step, ("raw_text", "label", "confidence"))
+    if low.policy == "drop":
+        step.rows_touched = step.rows_removed = int(below.sum())
+        return work[~below]
+    if low.policy == "weight":
+        step.rows_touched = int(below.sum())
+        return work.assign(weight=work["weight"].where(~below, work["confidence"]))
+    return work
+
+
+def clean(work: pd.DataFrame, config: RunConfig, report: CleaningReport) -> pd.DataFrame:
+    """Run ``CLEANING_STEPS`` in order on the working frame, appending each step's row to ``report``."""
+
+    def record(name: str, description: str, rows_in: int, enabled: bool = True) -> CleaningStep:
+        if rows_in == 0:
+            _raise_emptied(report.steps)
+        step = CleaningStep(name=name, description=description, rows_in=rows_in, enabled=enabled)
+        report.steps.append(step)
+        return step
+
+    for step in CLEANING_STEPS:
+        work = step.run(work, config, record)
     if work.empty:
         _raise_emptied(report.steps)
     return work.reset_index(drop=True)
+
+
+def cleaning_switches() -> list[Switch]:
+    """Every switch of ``CLEANING_STEPS`` once, in pipeline order, then the label-noise audit's (it runs after
+    the split): what the cleaning ablation turns off one at a time."""
+    switches = list(dict.fromkeys(switch for step in CLEANING_STEPS for switch in step.switches))
+    return [*switches, LABEL_NOISE]
 
 
 # What to check when a step removes every row, by step name (repairs and the rest share the default).
@@ -196,7 +239,7 @@ def _raise_emptied(steps: list[CleaningStep]) -> None:
 _SCIENTIFIC_NOTATION = re.compile(r"^\s*[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+\s*$")
 
 
-def _ids_usable(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> bool:
+def _ids_usable(work: pd.DataFrame, config: RunConfig, record: Record) -> bool:
     """False when the id column is mangled (scientific notation, or far fewer distinct ids than rows)."""
     if config.data.id_column is None:
         return False
@@ -218,7 +261,7 @@ def _ids_usable(work: pd.DataFrame, config: RunConfig, record: Callable[..., Cle
     return not mangled
 
 
-def _resolve_id_conflicts(work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep]) -> pd.DataFrame:
+def _resolve_id_conflicts(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
     policy = config.cleaning.id_conflicts
     limit = config.cleaning.examples_per_step
     usable = _ids_usable(work, config, record)
@@ -248,9 +291,7 @@ def _resolve_id_conflicts(work: pd.DataFrame, config: RunConfig, record: Callabl
     return work[~repeated]
 
 
-def _resolve_text_conflicts(
-    work: pd.DataFrame, config: RunConfig, record: Callable[..., CleaningStep], key: str = "text"
-) -> pd.DataFrame:
+def _resolve_text_conflicts(work: pd.DataFrame, config: RunConfig, record: Record, key: str = "text") -> pd.DataFrame:
     """One label per group of equal texts (``key`` "text") or of near-identical texts (``key`` "split_group").
 
     Equal texts keep one row (the winner); near-identical texts are different texts, so every row with
@@ -294,3 +335,21 @@ def _resolve_text_conflicts(
     resolved = pd.concat([work[~conflicting], kept], ignore_index=True)
     step.rows_removed = len(work) - len(resolved)
     return resolved
+
+
+# The cleaner's steps in the order they run; the cleaning ablation reads their switches (cleaning_switches).
+# Steps without a switch are not ablated: unlabelled and empty rows cannot be trained on, and the
+# lossy-mojibake repair sits with the text repairs' report rows but is governed by its own setting.
+CLEANING_STEPS: tuple[CleaningStepDef, ...] = (
+    CleaningStepDef("missing_label", _drop_missing_labels),
+    CleaningStepDef("empty_text", _drop_empty_texts),
+    CleaningStepDef("exact_duplicates", _drop_exact_duplicates, (DEDUPE,)),
+    CleaningStepDef("id_conflicts", _resolve_id_conflicts, (ID_CONFLICTS,)),
+    CleaningStepDef("repairs", _repair, (TEXT_REPAIRS,)),
+    CleaningStepDef("normalize", _normalize, (HTML_AND_MOJIBAKE, UNICODE_FORM, PLACEHOLDERS, DEMOJIZE, ELONGATION)),
+    CleaningStepDef("empty_after_normalization", _drop_empty_after_normalization),
+    CleaningStepDef("text_conflicts", _resolve_text_conflicts, (TEXT_CONFLICTS,)),
+    CleaningStepDef("dedupe_normalized", _dedupe_normalized, (DEDUPE,)),
+    CleaningStepDef("near_duplicate_conflicts", _resolve_near_duplicate_conflicts, (TEXT_CONFLICTS,)),
+    CleaningStepDef("low_confidence", _handle_low_confidence, (LOW_CONFIDENCE,)),
+)
