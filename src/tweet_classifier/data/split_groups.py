@@ -85,6 +85,7 @@ def _union(parent: list[int], left: int, right: int) -> None:
 
 def _near_duplicate_pairs(keys: list[str], threshold: float, seed: int) -> list[tuple[int, int]]:
     """Pairs of keys whose estimated shingle Jaccard similarity is at least ``threshold`` (MinHash LSH)."""
+    # Start-up time: datasketch (and scipy behind it) loads only with data.split.near_duplicate_threshold set.
     from datasketch import MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=_PERMUTATIONS)
