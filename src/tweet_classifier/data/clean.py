@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -71,24 +71,29 @@ class CleaningStepDef:
     switches: tuple[Switch, ...] = ()
 
 
+def _drop(
+    work: pd.DataFrame,
+    config: RunConfig,
+    step: CleaningStep,
+    rows: pd.Series,
+    columns: Iterable[str] = ("raw_text", "label"),
+) -> pd.DataFrame:
+    """Remove the ``rows`` (a boolean mask) and record them as the step's touched, removed and examples."""
+    step.rows_touched = step.rows_removed = int(rows.sum())
+    step.examples = examples(work[rows], config.cleaning.examples_per_step, columns)
+    return work[~rows]
+
+
 def _drop_missing_labels(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
     # Rows without a label cannot be used for training or scoring.
     step = record("missing_label", "drop rows whose label is empty", len(work))
-    missing = work["label"].isna()
-    step.rows_touched = step.rows_removed = int(missing.sum())
-    step.examples = examples(work[missing], config.cleaning.examples_per_step)
-    return work[~missing]
+    return _drop(work, config, step, work["label"].isna())
 
 
 def _drop_empty_texts(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
     drop_empty = config.cleaning.drop_empty
     step = record("empty_text", "drop rows whose text is empty or whitespace only", len(work), drop_empty)
-    if not drop_empty:
-        return work
-    empty = work["raw_text"].str.strip() == ""
-    step.rows_touched = step.rows_removed = int(empty.sum())
-    step.examples = examples(work[empty], config.cleaning.examples_per_step)
-    return work[~empty]
+    return _drop(work, config, step, work["raw_text"].str.strip() == "") if drop_empty else work
 
 
 def _drop_exact_duplicates(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
@@ -96,10 +101,7 @@ def _drop_exact_duplicates(work: pd.DataFrame, config: RunConfig, record: Record
     step = record("exact_duplicates", "drop rows identical in every column to an earlier row", len(work), enabled)
     if not enabled:
         return work
-    duplicated = work.duplicated(subset=["origin", "fingerprint"])
-    step.rows_touched = step.rows_removed = int(duplicated.sum())
-    step.examples = examples(work[duplicated], config.cleaning.examples_per_step, ("raw_text", "label", "id"))
-    return work[~duplicated]
+    return _drop(work, config, step, work.duplicated(subset=["origin", "fingerprint"]), ("raw_text", "label", "id"))
 
 
 def _repair(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
@@ -138,12 +140,7 @@ def _normalize(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.Data
 def _drop_empty_after_normalization(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
     drop_empty = config.cleaning.drop_empty
     step = record("empty_after_normalization", "drop rows whose normalized text is empty", len(work), drop_empty)
-    if not drop_empty:
-        return work
-    empty = work["text"] == ""
-    step.rows_touched = step.rows_removed = int(empty.sum())
-    step.examples = examples(work[empty], config.cleaning.examples_per_step)
-    return work[~empty]
+    return _drop(work, config, step, work["text"] == "") if drop_empty else work
 
 
 def _dedupe_normalized(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
@@ -151,10 +148,7 @@ def _dedupe_normalized(work: pd.DataFrame, config: RunConfig, record: Record) ->
     step = record("dedupe_normalized", "keep one row per normalized text and label", len(work), enabled)
     if not enabled:
         return work
-    duplicated = work.duplicated(subset=["origin", "text", "label"])
-    step.rows_touched = step.rows_removed = int(duplicated.sum())
-    step.examples = examples(work[duplicated], config.cleaning.examples_per_step, ("raw_text", "text", "label"))
-    return work[~duplicated]
+    return _drop(work, config, step, work.duplicated(subset=["origin", "text", "label"]), ("raw_text", "text", "label"))
 
 
 def _resolve_near_duplicate_conflicts(work: pd.DataFrame, config: RunConfig, record: Record) -> pd.DataFrame:
