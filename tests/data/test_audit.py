@@ -9,6 +9,8 @@ import pytest
 from tests.synthetic_tweets import SYNTHETIC_LABELS, flip_labels, synthetic_frame
 from tweet_classifier.config import RunConfig, build_config
 from tweet_classifier.data.audit import LabelAuditError, audit_label_noise
+from tweet_classifier.data.tfidf_model import label_noise_model
+from tweet_classifier.errors import TweetClassifierError
 
 FLIPPED_ROWS = 24
 
@@ -25,6 +27,11 @@ def _config(policy: str, **label_noise: object) -> RunConfig:
     )
 
 
+def _audit(frame: pd.DataFrame, config: RunConfig) -> tuple[pd.DataFrame, dict]:
+    """The audit as prepare_data runs it: with the TF-IDF model built from the config."""
+    return audit_label_noise(frame, SYNTHETIC_LABELS, config, label_noise_model(config))
+
+
 @pytest.fixture(scope="module")
 def noisy() -> tuple[pd.DataFrame, set[str]]:
     """300 rows, 24 labels flipped; returns the frame and the texts whose label is wrong."""
@@ -38,12 +45,12 @@ def noisy() -> tuple[pd.DataFrame, set[str]]:
 @pytest.fixture(scope="module")
 def reported(noisy) -> tuple[pd.DataFrame, dict]:
     frame, _ = noisy
-    return audit_label_noise(frame, SYNTHETIC_LABELS, _config("report"))
+    return _audit(frame, _config("report"))
 
 
 def _flagged_positions(frame: pd.DataFrame, config: RunConfig) -> set[int]:
     # Re-run with drop to learn which positions were flagged: the rows missing afterwards.
-    dropped, _ = audit_label_noise(frame, SYNTHETIC_LABELS, config)
+    dropped, _ = _audit(frame, config)
     kept = set(zip(dropped["text"], dropped["label"], dropped["weight"], strict=True))
     return {
         position
@@ -91,7 +98,7 @@ def test_examples_are_ranked_by_confidence_in_the_given_label(reported) -> None:
 
 def test_max_examples_caps_the_list(noisy) -> None:
     frame, _ = noisy
-    _, section = audit_label_noise(frame, SYNTHETIC_LABELS, _config("report", max_examples=3))
+    _, section = _audit(frame, _config("report", max_examples=3))
 
     assert len(section["examples"]) == 3
     assert section["rows_flagged"] > 3
@@ -101,7 +108,7 @@ def test_drop_policy_removes_exactly_the_flagged_rows(noisy, reported) -> None:
     frame, flipped_positions = noisy
     _, report_section = reported
 
-    dropped, section = audit_label_noise(frame, SYNTHETIC_LABELS, _config("drop"))
+    dropped, section = _audit(frame, _config("drop"))
 
     assert len(dropped) == len(frame) - report_section["rows_flagged"]
     assert section["rows_after"] == len(dropped)
@@ -115,7 +122,7 @@ def test_downweight_policy_scales_only_flagged_weights(noisy) -> None:
     config = _config("downweight", downweight_factor=0.25)
     flagged = _flagged_positions(frame, _config("drop"))
 
-    weighted, section = audit_label_noise(frame, SYNTHETIC_LABELS, config)
+    weighted, section = _audit(frame, config)
 
     assert len(weighted) == len(frame)
     expected = frame["weight"].to_numpy().copy()
@@ -130,7 +137,7 @@ def test_downweight_without_a_weight_column_starts_from_one(noisy) -> None:
     frame, _ = noisy
     without_weights = frame.drop(columns=["weight"])
 
-    weighted, section = audit_label_noise(without_weights, SYNTHETIC_LABELS, _config("downweight"))
+    weighted, section = _audit(without_weights, _config("downweight"))
 
     assert sorted(set(weighted["weight"].round(6))) == [0.3, 1.0]
     assert int((weighted["weight"] < 1).sum()) == section["rows_flagged"]
@@ -138,7 +145,7 @@ def test_downweight_without_a_weight_column_starts_from_one(noisy) -> None:
 
 def test_off_policy_returns_the_frame_without_work(noisy) -> None:
     frame, _ = noisy
-    audited, section = audit_label_noise(frame, SYNTHETIC_LABELS, _config("off"))
+    audited, section = _audit(frame, _config("off"))
 
     assert audited is frame
     assert section == {"name": "label_noise", "policy": "off", "rows_flagged": 0, "share": 0.0}
@@ -148,7 +155,7 @@ def test_audit_is_deterministic(noisy, reported) -> None:
     frame, _ = noisy
     _, first = reported
 
-    _, again = audit_label_noise(frame, SYNTHETIC_LABELS, _config("report"))
+    _, again = _audit(frame, _config("report"))
 
     first_without_time = {key: value for key, value in first.items() if key != "seconds"}
     again_without_time = {key: value for key, value in again.items() if key != "seconds"}
@@ -158,7 +165,7 @@ def test_audit_is_deterministic(noisy, reported) -> None:
 def test_clean_labels_are_rarely_flagged() -> None:
     clean = synthetic_frame(rows_per_class=100, seed=5)
 
-    _, section = audit_label_noise(clean, SYNTHETIC_LABELS, _config("report"))
+    _, section = _audit(clean, _config("report"))
 
     assert section["share"] < 0.03
 
@@ -176,4 +183,33 @@ def test_clean_labels_are_rarely_flagged() -> None:
 )
 def test_audit_errors_say_what_to_fix(frame: pd.DataFrame, message: str) -> None:
     with pytest.raises(LabelAuditError, match=message):
-        audit_label_noise(frame, SYNTHETIC_LABELS, _config("report"))
+        _audit(frame, _config("report"))
+
+
+def test_the_audit_scores_with_the_model_it_is_given() -> None:
+    # A stand-in model that is sure rows 0 and 3 carry the wrong label and agrees with every other row.
+    frame = pd.DataFrame({"text": [f"t{index}" for index in range(30)], "label": SYNTHETIC_LABELS * 10})
+    seen: list[tuple[list[str], list[str], list[str], object]] = []
+
+    def model(texts, given, labels, sample_weight) -> np.ndarray:
+        seen.append((list(texts), list(given), list(labels), sample_weight))
+        probabilities = np.full((len(texts), len(labels)), 0.02)
+        for row, label in enumerate(given):
+            wrong = row in (0, 3)
+            probabilities[row, labels.index(label) if not wrong else (labels.index(label) + 1) % len(labels)] = 0.96
+        return probabilities
+
+    audited, section = audit_label_noise(frame, SYNTHETIC_LABELS, _config("drop"), model)
+
+    assert seen == [(frame["text"].tolist(), frame["label"].tolist(), SYNTHETIC_LABELS, None)]
+    assert section["rows_flagged"] == 2
+    assert audited["text"].tolist() == [f"t{index}" for index in range(30) if index not in (0, 3)]
+
+
+def test_a_model_error_becomes_an_audit_error_that_names_the_audit() -> None:
+    def failing(texts, given, labels, sample_weight) -> np.ndarray:
+        raise TweetClassifierError("class 'x' has 1 example: lower cleaning.label_noise.folds")
+
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "label": SYNTHETIC_LABELS})
+    with pytest.raises(LabelAuditError, match=r"^label-noise audit: class 'x' has 1 example"):
+        audit_label_noise(frame, SYNTHETIC_LABELS, _config("report"), failing)

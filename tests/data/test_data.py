@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,11 @@ import pytest
 from tests.conftest import REPO_ROOT, shared_data_path
 from tweet_classifier import cli
 from tweet_classifier.config import RunConfig, build_config, deep_merge, load_config
-from tweet_classifier.data.prepare import (
-    CleaningReport,
-    DataError,
-    PreparedData,
-    load_raw,
-    prepare_data,
-    read_prepared,
-    resolve_source,
-    write_prepared,
-)
+from tweet_classifier.data.load import load_raw, resolve_source
+from tweet_classifier.data.prepare import prepare_data
+from tweet_classifier.data.prepared import PreparedData, read_prepared, write_prepared
+from tweet_classifier.data.readers import DataError
+from tweet_classifier.data.report import CleaningReport
 
 AIRLINE_CONFIG = REPO_ROOT / "configs" / "airline.yaml"
 HATE_CONFIG = REPO_ROOT / "configs" / "tweet_eval_hate.yaml"
@@ -706,8 +702,11 @@ def test_label_noise_audit_hook_receives_train_and_its_section_is_reported(
 ) -> None:
     calls: list[tuple[int, list[str], str]] = []
 
-    def fake_audit(train: pd.DataFrame, labels: list[str], config: RunConfig) -> tuple[pd.DataFrame, dict]:
+    def fake_audit(
+        train: pd.DataFrame, labels: list[str], config: RunConfig, model: Callable[..., np.ndarray]
+    ) -> tuple[pd.DataFrame, dict]:
         calls.append((len(train), labels, config.cleaning.label_noise.policy))
+        assert callable(model)
         section = {
             "suspects": np.int64(1),
             "policy": config.cleaning.label_noise.policy,

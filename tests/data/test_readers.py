@@ -10,8 +10,8 @@ import pytest
 
 from tests.data.test_data import LABELS, all_rows, make_config, tiny_rows, write_csv
 from tweet_classifier.config import ConfigError, DataConfig
-from tweet_classifier.data.prepare import DataError, prepare_data
-from tweet_classifier.data.readers import read_data_file
+from tweet_classifier.data.prepare import prepare_data
+from tweet_classifier.data.readers import DataError, read_data_file
 
 # The report's "reading" section for a headerless TSV read with quotes as ordinary characters.
 HEADERLESS_TSV_READING = {

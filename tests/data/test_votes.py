@@ -8,7 +8,8 @@ import pytest
 
 from tests.data.test_data import LABELS, all_rows, make_config, tiny_rows, write_csv
 from tweet_classifier.config import ConfigError
-from tweet_classifier.data.prepare import DataError, prepare_data
+from tweet_classifier.data.prepare import prepare_data
+from tweet_classifier.data.readers import DataError
 
 VOTES = {"counts": {"negative": "n_neg", "neutral": "n_neu", "positive": "n_pos"}, "total": "n_annotators"}
 

@@ -13,6 +13,7 @@ import yaml
 
 from tests.synthetic_tweets import SYNTHETIC_LABELS, synthetic_frame
 from tweet_classifier.config import load_config
+from tweet_classifier.data.model_text import model_texts
 from tweet_classifier.data.prepare import prepare_data
 from tweet_classifier.metrics import classification_report_dict
 from tweet_classifier.training.ablation import (
@@ -25,7 +26,6 @@ from tweet_classifier.training.ablation import (
     cleaning_steps,
     format_ablation_table,
     macro_f1_bootstrap,
-    model_text,
     paired_bootstrap_interval,
     run_cleaning_ablation,
     select_steps,
@@ -92,15 +92,16 @@ def test_steps_of_the_airline_config_cover_every_enabled_cleaning_step() -> None
 
     names = [step.name for step in cleaning_steps(config)]
 
+    # Pipeline order: the switches of data.clean.CLEANING_STEPS as the cleaner meets them.
     assert names == [
+        "dedupe",
+        "id conflicts",
         "text repairs",
         "HTML + mojibake",
         "Unicode normal form",
         "URL/handle placeholders",
         "demojize",
         "elongation cap",
-        "dedupe",
-        "id conflicts",
         "text conflicts",
         "low-confidence labels",
         NO_CLEANING,
@@ -152,12 +153,15 @@ def test_model_text_reproduces_prepare_data(tiny_config_path: Path) -> None:
     prepared = prepare_data(config)
 
     for frame in (prepared.train, prepared.test):
-        assert model_text(frame["raw_text"].tolist(), config) == frame["text"].tolist()
+        assert model_texts(frame["raw_text"].tolist(), config.cleaning, config.normalize) == frame["text"].tolist()
     # A variant reads the same raw tweets its own way.
     no_repairs = apply_overlay(config, {"cleaning": {"repairs": []}})
     repaired_rows = prepared.train[prepared.train["raw_text"].str.contains("Late Flight")]
     assert not repaired_rows.empty
-    assert all("Late Flight" in text for text in model_text(repaired_rows["raw_text"].tolist(), no_repairs))
+    assert all(
+        "Late Flight" in text
+        for text in model_texts(repaired_rows["raw_text"].tolist(), no_repairs.cleaning, no_repairs.normalize)
+    )
 
 
 def test_partition_keeps_test_tweets_and_their_duplicates_out_of_training(tiny_config_path: Path) -> None:
@@ -170,10 +174,10 @@ def test_partition_keeps_test_tweets_and_their_duplicates_out_of_training(tiny_c
         [no_dedupe.train, no_dedupe.validation, no_dedupe.test], config, test_keys, validation_keys
     )
 
-    train_keys = set(model_text(train["raw_text"].tolist(), config))
+    train_keys = set(model_texts(train["raw_text"].tolist(), config.cleaning, config.normalize))
     assert not train_keys & test_keys
     assert not train_keys & validation_keys
-    assert set(model_text(validation["raw_text"].tolist(), config)) <= validation_keys
+    assert set(model_texts(validation["raw_text"].tolist(), config.cleaning, config.normalize)) <= validation_keys
     # The extra duplicates stay in the pool: more rows than the deduplicated pipeline kept.
     assert len(train) + len(validation) > len(full.train) + len(full.validation) - len(full.test)
 
@@ -284,9 +288,12 @@ def test_script_user_error_exits_2(tiny_config_path: Path, capsys: pytest.Captur
 def test_ablation_refuses_to_run_when_its_normalization_drifts_from_data_py(
     tiny_config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # If data.py changed how it repairs text and this module did not follow, test keys would silently
-    # stop matching; the run must stop instead.
-    monkeypatch.setattr("tweet_classifier.training.ablation._repair", lambda text, repairs: text.upper())
+    # If the cleaner and data/model_text.py ever disagreed on a text, test keys would silently stop
+    # matching; the run must stop instead.
+    monkeypatch.setattr(
+        "tweet_classifier.training.ablation.model_texts",
+        lambda raw_texts, cleaning, normalize: [text.upper() for text in raw_texts],
+    )
     config = load_config([tiny_config_path])
 
     with pytest.raises(AblationError, match=r"does not reproduce data\.prepare_data's text"):

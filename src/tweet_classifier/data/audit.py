@@ -1,15 +1,17 @@
 """Label-noise audit of the train split with confident learning (Northcutt et al., 2021; cleanlab).
 
-Every train row is scored by a TF-IDF baseline that never saw it (stratified k-fold), and cleanlab
+Every train row is scored by a model that never saw it (out-of-fold probabilities), and cleanlab
 flags rows whose given label the out-of-fold model confidently disagrees with. The policy then
-reports them, drops them or down-weights them. ``data.prepare_data`` calls this after splitting, on
-the train split only: validation and test keep their labels so scores stay comparable.
+reports them, drops them or down-weights them. The model is a parameter: ``data.prepare_data`` passes
+the TF-IDF model of ``tfidf_model.label_noise_model``. It calls this after splitting, on the train
+split only: validation and test keep their labels so scores stay comparable.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,11 +19,15 @@ import pandas as pd
 
 from tweet_classifier.config import RunConfig
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.training.baseline import out_of_fold_probabilities
 
 logger = logging.getLogger(__name__)
 
 SECTION_NAME = "label_noise"
+
+# The model the audit takes: out-of-fold class probabilities of (texts, given labels, label list, sample
+# weights or None), an array of shape (rows, labels) in label-list order, each row scored by a model that
+# never saw its label. ``tfidf_model.label_noise_model(config)`` builds the one ``prepare_data`` uses.
+OutOfFoldModel = Callable[[Sequence[str], Sequence[str], Sequence[str], "np.ndarray | None"], np.ndarray]
 
 
 class LabelAuditError(TweetClassifierError):
@@ -39,6 +45,7 @@ def _check_frame(train: pd.DataFrame, labels: list[str]) -> None:
 
 def find_label_issues_ranked(given_label_ids: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """Positions of rows with a likely wrong label, most severe first (lowest self-confidence)."""
+    # Start-up time: cleanlab (and what it pulls in) loads only when an audit runs.
     from cleanlab.filter import find_label_issues
 
     return find_label_issues(
@@ -50,8 +57,10 @@ def find_label_issues_ranked(given_label_ids: np.ndarray, probabilities: np.ndar
     )
 
 
-def audit_label_noise(train: pd.DataFrame, labels: list[str], config: RunConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Audit ``train`` and apply ``cleaning.label_noise.policy``.
+def audit_label_noise(
+    train: pd.DataFrame, labels: list[str], config: RunConfig, model: OutOfFoldModel
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Audit ``train`` with the out-of-fold probabilities of ``model`` and apply ``cleaning.label_noise.policy``.
 
     Returns the (possibly changed) train frame and the report section
     ``{"name": "label_noise", "policy", "rows_flagged", "share", "by_given_label", "examples", ...}``.
@@ -65,18 +74,9 @@ def audit_label_noise(train: pd.DataFrame, labels: list[str], config: RunConfig)
     started = time.perf_counter()
     texts = train["text"].astype(str).tolist()
     given = train["label"].astype(str).tolist()
-    # Lighter features than the baseline: k fits instead of one, and the audit needs ranking, not the last F1 point.
-    oof_features = config.baseline.model_copy(
-        update={
-            "max_features": min(config.baseline.max_features, settings.oof_max_features),
-            "char_ngram_max": max(config.baseline.char_ngram_min, settings.oof_char_ngram_max),
-        }
-    )
     weights = train["weight"].to_numpy(dtype=float) if "weight" in train.columns else None
     try:
-        probabilities = out_of_fold_probabilities(
-            texts, given, labels, oof_features, settings.folds, config.seed, C=settings.oof_c, sample_weight=weights
-        )
+        probabilities = model(texts, given, labels, weights)
     except TweetClassifierError as error:
         raise LabelAuditError(f"label-noise audit: {error}") from None
     label_index = {label: index for index, label in enumerate(labels)}

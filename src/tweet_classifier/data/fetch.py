@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tweet_classifier import arguments
+from tweet_classifier.artifact import file_sha256
 from tweet_classifier.config import RunConfig, data_dir, load_config
 from tweet_classifier.errors import TweetClassifierError
 
@@ -57,13 +58,12 @@ PINNED_FILES = {
 
 
 def _sha256(path: Path) -> str:
-    from tweet_classifier.artifact import file_sha256
-
     return file_sha256(path)
 
 
 def fetch_data_file(relative: str, target: Path, pinned: PinnedFile) -> Path:
     """Download ``pinned`` to ``target`` through a temporary sibling; only a file with the pinned sha256 lands."""
+    # Start-up time: the HTTP client loads only when a file is actually missing.
     import httpx
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +116,7 @@ def ensure_base_model(config: RunConfig) -> Path | None:
     """The base model's files in the HF cache, downloaded when missing (not for ``train.tiny_model``)."""
     if config.train.tiny_model:
         return None
+    # Start-up time: huggingface_hub loads only for a config that needs a base model.
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 

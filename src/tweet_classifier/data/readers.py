@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from tweet_classifier.config import DataConfig
 from tweet_classifier.errors import TweetClassifierError
@@ -110,6 +111,7 @@ def refuse_delimited_keys(where: str, data: DataConfig, found: str) -> None:
 
 def detect_encoding(raw: bytes) -> tuple[str, list[str]]:
     """charset-normalizer's most likely encoding of ``raw`` and its next candidates."""
+    # Start-up time: the detector loads only for a file whose encoding is not given.
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(raw))
@@ -236,8 +238,6 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    import pyarrow as pa
-
     try:
         return pd.read_parquet(path)
     except (pa.ArrowInvalid, OSError) as error:

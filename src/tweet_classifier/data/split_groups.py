@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tweet_classifier.config import NormalizeConfig, SplitConfig
+from tweet_classifier.config import NormalizeConfig, RunConfig, SplitConfig
 
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
 # Character shingles for the fuzzy grouping, and the MinHash size (datasketch's default of 128).
@@ -57,6 +57,19 @@ def group_ids(texts: pd.Series, normalize: NormalizeConfig, split: SplitConfig, 
     return keys.map(root_of_key)
 
 
+def coarse_grouping(config: RunConfig) -> bool:
+    """Splits grouped by more than the exact text (stratified and temporal splits; official ones are given)."""
+    split = config.data.split
+    return split.strategy != "official" and (split.coarse_grouping or split.near_duplicate_threshold is not None)
+
+
+def split_group_keys(work: pd.DataFrame, config: RunConfig) -> pd.Series:
+    """The ``split_group`` column: the group id of each row, or its exact text without coarse grouping."""
+    if not coarse_grouping(config):
+        return work["text"]
+    return group_ids(work["text"], config.normalize, config.data.split, config.seed).astype(str)
+
+
 def _find(parent: list[int], index: int) -> int:
     while parent[index] != index:
         parent[index] = parent[parent[index]]
@@ -72,6 +85,7 @@ def _union(parent: list[int], left: int, right: int) -> None:
 
 def _near_duplicate_pairs(keys: list[str], threshold: float, seed: int) -> list[tuple[int, int]]:
     """Pairs of keys whose estimated shingle Jaccard similarity is at least ``threshold`` (MinHash LSH)."""
+    # Start-up time: datasketch (and scipy behind it) loads only with data.split.near_duplicate_threshold set.
     from datasketch import MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=_PERMUTATIONS)

@@ -31,7 +31,7 @@ import yaml
 
 from tweet_classifier import arguments
 from tweet_classifier.config import HubConfig
-from tweet_classifier.data.prepare import CONFIG_YAML, REPORT_JSON, REPORT_MARKDOWN, SPLIT_FILES, SPLITS
+from tweet_classifier.data.prepared import CONFIG_YAML, REPORT_JSON, REPORT_MARKDOWN, SPLIT_FILES, SPLITS
 from tweet_classifier.hub.publish import (
     EXIT_HUB_UNAVAILABLE,
     HubError,

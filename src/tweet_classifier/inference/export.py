@@ -103,7 +103,7 @@ from tweet_classifier.inference.predictor import (
 )
 
 if TYPE_CHECKING:
-    from tweet_classifier.data.prepare import PreparedData
+    from tweet_classifier.data.prepared import PreparedData
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ test-set noise reads as such.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,11 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tweet_classifier.config import RunConfig, TextRepair, build_config, deep_merge
+from tweet_classifier.config import RunConfig, build_config, deep_merge
 from tweet_classifier.data.audit import audit_label_noise
+from tweet_classifier.data.clean import cleaning_switches
+from tweet_classifier.data.model_text import model_texts
+from tweet_classifier.data.prepare import prepare_data
+from tweet_classifier.data.tfidf_model import label_noise_model, predict_probabilities
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.text import normalize_tweet
-from tweet_classifier.training.baseline import evaluate_baseline, predict_probabilities, train_and_select
+from tweet_classifier.training.baseline import evaluate_baseline, train_and_select
 
 logger = logging.getLogger(__name__)
 
@@ -88,86 +90,21 @@ class AblationResult:
 def cleaning_steps(config: RunConfig) -> list[AblationStep]:
     """The cleaning steps that are switched on in ``config``, each with the overlay that switches it off.
 
-    Ends with ``+ label noise: downweight/drop`` rows when the config only reports label noise
-    (switching a report off changes nothing) and with everything off at once.
+    The steps are the switches of the cleaner's own list (``data.clean.cleaning_switches``), in pipeline
+    order. Ends with everything off at once and, when the config only reports label noise (switching a
+    report off changes nothing), with ``+ label noise: downweight/drop`` rows.
     """
-    normalize, cleaning, data = config.normalize, config.cleaning, config.data
-    steps: list[AblationStep] = []
-
-    def add(name: str, description: str, enabled: bool, overlay: dict[str, Any]) -> None:
-        if enabled:
-            steps.append(AblationStep(name, description, overlay))
-
-    add(
-        "text repairs",
-        "dataset-specific regex repairs (" + ", ".join(repair.name for repair in cleaning.repairs) + ")",
-        bool(cleaning.repairs),
-        {"cleaning": {"repairs": []}},
-    )
-    add(
-        "HTML + mojibake",
-        "HTML entity unescaping and mojibake repair (ftfy)",
-        normalize.unescape_html or normalize.fix_mojibake,
-        {"normalize": {"unescape_html": False, "fix_mojibake": False}},
-    )
-    add(
-        "Unicode normal form",
-        f"{normalize.unicode_form} normalization",
-        normalize.unicode_form != "none",
-        {"normalize": {"unicode_form": "none"}},
-    )
-    add(
-        "URL/handle placeholders",
-        "URLs and @handles replaced by fixed tokens",
-        normalize.replace_urls or normalize.replace_handles,
-        {"normalize": {"replace_urls": False, "replace_handles": False}},
-    )
-    add("demojize", "emoji spelled out as words", normalize.demojize, {"normalize": {"demojize": False}})
-    add(
-        "elongation cap",
-        f"runs of one character capped at {normalize.max_char_repeat}",
-        normalize.max_char_repeat > 0,
-        {"normalize": {"max_char_repeat": 0}},
-    )
-    add(
-        "dedupe",
-        "exact duplicate rows and duplicate normalized texts removed",
-        cleaning.drop_exact_duplicates or cleaning.dedupe_normalized,
-        {"cleaning": {"drop_exact_duplicates": False, "dedupe_normalized": False}},
-    )
-    add(
-        "id conflicts",
-        f"rows sharing an id with different labels: {cleaning.id_conflicts}",
-        data.id_column is not None and cleaning.id_conflicts != "off",
-        {"cleaning": {"id_conflicts": "off"}},
-    )
-    add(
-        "text conflicts",
-        f"equal texts with different labels: {cleaning.text_conflicts}",
-        cleaning.text_conflicts != "off",
-        {"cleaning": {"text_conflicts": "off"}},
-    )
-    low = cleaning.low_confidence
-    add(
-        "low-confidence labels",
-        f"labels under confidence {low.threshold:g}: {low.policy}",
-        data.has_confidence and low.policy != "keep",
-        {"cleaning": {"low_confidence": {"policy": "keep"}}},
-    )
-    noise = cleaning.label_noise
-    if noise.policy in ("drop", "downweight"):
-        add(
-            "label noise",
-            f"confident-learning audit: {noise.policy}",
-            True,
-            {"cleaning": {"label_noise": {"policy": "off"}}},
-        )
+    steps = [
+        AblationStep(switch.name, switch.describe(config), switch.off)
+        for switch in cleaning_switches()
+        if switch.is_on(config)
+    ]
     everything_off: dict[str, Any] = {}
     for step in steps:
         everything_off = deep_merge(everything_off, step.overlay)
     if steps:
         steps.append(AblationStep(NO_CLEANING, "every step above switched off together", everything_off))
-    if noise.policy in ("off", "report"):
+    if config.cleaning.label_noise.policy in ("off", "report"):
         # Additions rather than removals: in this config the audit does not change the training data.
         for policy in ("downweight", "drop"):
             steps.append(
@@ -185,24 +122,6 @@ def apply_overlay(config: RunConfig, overlay: dict[str, Any]) -> RunConfig:
     return build_config(deep_merge(config.to_dict(), overlay))
 
 
-def _repair(text: str, repairs: Sequence[TextRepair]) -> str:
-    # The same regex substitutions, in the same order, that data.prepare_data applies to raw text.
-    for repair in repairs:
-        text = re.sub(repair.pattern, repair.replacement, text)
-    return text
-
-
-def model_text(raw_texts: Sequence[str], config: RunConfig) -> list[str]:
-    """Raw tweets as a model trained under ``config`` reads them: repaired, then normalized."""
-    cache: dict[str, str] = {}
-    texts = []
-    for raw in raw_texts:
-        if raw not in cache:
-            cache[raw] = normalize_tweet(_repair(raw, config.cleaning.repairs), config.normalize)
-        texts.append(cache[raw])
-    return texts
-
-
 def _unlimited(config: RunConfig) -> RunConfig:
     # max_rows is applied after the re-partition, so every variant is cut from the same pool.
     return apply_overlay(config, {"data": {"max_rows": None}, "cleaning": {"label_noise": {"policy": "off"}}})
@@ -213,7 +132,9 @@ def _partition(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and validation rows of one variant, placed where the full pipeline puts their text."""
     pool = pd.concat(list(frames), ignore_index=True)
-    keys = pd.Series(model_text(pool["raw_text"].tolist(), full_config), index=pool.index)
+    keys = pd.Series(
+        model_texts(pool["raw_text"].tolist(), full_config.cleaning, full_config.normalize), index=pool.index
+    )
     # Rows ordered by a hash of their text, so data.max_rows keeps the same tweets in every variant.
     order = np.argsort(pd.util.hash_pandas_object(keys, index=False).to_numpy(), kind="stable")
     pool, keys = pool.iloc[order].reset_index(drop=True), keys.iloc[order].reset_index(drop=True)
@@ -254,8 +175,6 @@ def run_cleaning_ablation(
     config: RunConfig, steps: Sequence[AblationStep] | None = None, bootstrap_rounds: int = 1000
 ) -> AblationResult:
     """Train and score the baseline for the full pipeline and for each step switched off."""
-    from tweet_classifier.data.prepare import prepare_data
-
     steps = list(cleaning_steps(config) if steps is None else steps)
     started = time.perf_counter()
     full = prepare_data(_unlimited(config))
@@ -263,11 +182,11 @@ def run_cleaning_ablation(
     test = full.test if max_rows is None else full.test.head(max_rows)
     labels = list(full.labels)
     label_ids = {label: index for index, label in enumerate(labels)}
-    recomputed = model_text(test["raw_text"].tolist(), config)
+    recomputed = model_texts(test["raw_text"].tolist(), config.cleaning, config.normalize)
     if recomputed != test["text"].tolist():
         raise AblationError(
-            "re-normalizing the test tweets does not reproduce data.prepare_data's text: the ablation's "
-            "repair/normalize path is out of date with data.py; update ablation.model_text"
+            "re-normalizing the test tweets does not reproduce data.prepare_data's text: the cleaner (data/clean.py) "
+            "and data/model_text.py (repair_steps, then normalize_tweet) have drifted apart; make them agree"
         )
     test_keys, validation_keys = set(test["text"]), set(full.validation["text"])
     truth = np.array([label_ids[label] for label in test["label"]])
@@ -288,7 +207,7 @@ def run_cleaning_ablation(
             train, validation = train.head(max_rows), validation.head(max_rows)
         # "report" leaves the train rows as they are, so only the policies that change them run here.
         if variant.cleaning.label_noise.policy in ("drop", "downweight"):
-            train, _ = audit_label_noise(train, labels, variant)
+            train, _ = audit_label_noise(train, labels, variant, label_noise_model(variant))
         model, chosen_c, _, _ = train_and_select(
             train["text"].tolist(),
             train["label"].tolist(),
@@ -298,7 +217,7 @@ def run_cleaning_ablation(
             variant.baseline,
             sample_weight=train["weight"].to_numpy(dtype=float),
         )
-        test_texts = model_text(test["raw_text"].tolist(), variant)
+        test_texts = model_texts(test["raw_text"].tolist(), variant.cleaning, variant.normalize)
         report = evaluate_baseline(model, test_texts, test["label"].tolist(), labels)
         predictions = predict_probabilities(model, test_texts, labels).argmax(axis=1)
         row = AblationRow(

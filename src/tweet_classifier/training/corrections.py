@@ -4,7 +4,7 @@ The app stores each correction as ``{"id", "time", "model_version", "text", "pre
 (``FEEDBACK_FILE``, JSON lines) and, on a Space, in a Hub dataset (``FEEDBACK_REPO``, files under
 ``corrections/``). Either source is read here, and the corrections join the **train split only**:
 
-* each text becomes model text the way training data does (``ablation.model_text``: the configured
+* each text becomes model text the way training data does (``data.model_text``: the configured
   repairs, then the one normalizer);
 * a correction whose text is in the frozen test set, or in the validation split, under the splits' coarse
   key (``split_groups.coarse_key``: case, URL/handle placeholders, punctuation) is dropped, so the gate's
@@ -102,8 +102,8 @@ def add_corrections(
     prepared: Any, records: list[dict[str, Any]], config: RunConfig, source: str
 ) -> tuple[Any, pd.DataFrame, CorrectionsUsed]:
     """``prepared`` with the usable corrections in its train split; also the corrections as a labelled frame."""
+    from tweet_classifier.data.model_text import model_texts
     from tweet_classifier.data.split_groups import coarse_key
-    from tweet_classifier.training.ablation import model_text
 
     labels = set(prepared.labels)
     known = [r for r in records if str(r.get("correct")) in labels]
@@ -114,7 +114,7 @@ def add_corrections(
             "time": [str(r.get("time", "")) for r in known],
         }
     )
-    frame["text"] = model_text(frame["raw_text"].tolist(), config) if len(frame) else []
+    frame["text"] = model_texts(frame["raw_text"].tolist(), config.cleaning, config.normalize) if len(frame) else []
     empty = int((frame["text"].str.strip() == "").sum()) if len(frame) else 0
     frame = frame[frame["text"].str.strip() != ""] if len(frame) else frame
     frame["key"] = [coarse_key(text, config.normalize) for text in frame["text"]]

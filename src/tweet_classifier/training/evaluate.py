@@ -23,6 +23,7 @@ import numpy as np
 from tweet_classifier import arguments
 from tweet_classifier.artifact import ArtifactError, ModelManifest, check_model_folder
 from tweet_classifier.config import NormalizeConfig, RunConfig, load_config
+from tweet_classifier.data.model_text import model_texts
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import classification_report_dict, slice_metrics
 
@@ -204,7 +205,7 @@ def texts_for_model(frame: pd.DataFrame, manifest: ModelManifest, config: RunCon
     ``text`` was normalized with ``config.normalize``; when the model was trained with other normalizer
     settings, the raw text is repaired and normalized again with the model's own settings.
     """
-    from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
+    from tweet_classifier.text import NORMALIZER_VERSION
 
     if manifest.normalizer == config.normalize.model_dump() and manifest.normalizer_version == NORMALIZER_VERSION:
         return frame["text"].astype(str).tolist()
@@ -213,13 +214,7 @@ def texts_for_model(frame: pd.DataFrame, manifest: ModelManifest, config: RunCon
         "re-normalizing the raw text with the model's settings",
         manifest.normalizer_version,
     )
-    normalizer = NormalizeConfig(**manifest.normalizer)
-    texts = []
-    for raw in frame["raw_text"].astype(str):
-        for repair in config.cleaning.repairs:
-            raw = re.sub(repair.pattern, repair.replacement, raw)
-        texts.append(normalize_tweet(raw, normalizer))
-    return texts
+    return model_texts(frame["raw_text"].astype(str).tolist(), config.cleaning, NormalizeConfig(**manifest.normalizer))
 
 
 def evaluate_loaded(loaded: LoadedModel, frame: pd.DataFrame, config: RunConfig) -> dict[str, Any]:
