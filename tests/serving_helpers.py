@@ -120,7 +120,7 @@ def make_settings(tmp_path: Path, model: str = "keyword-rules", **config_overrid
 def service_with_a_drift_reference(tmp_path: Path, timeout_s: float = 10.0) -> ClassifierService:
     """A ready keyword-rules service whose model folder holds a reference.json (one 'hello there' trait
     profile), returned once the drift reference is loaded."""
-    from tweet_classifier.serving.monitor import DriftReference
+    from tweet_classifier.drift import DriftReference
     from tweet_classifier.text import text_traits
 
     folder = tmp_path / "model"

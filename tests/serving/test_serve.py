@@ -29,6 +29,7 @@ from tests.serving_helpers import (
 )
 from tweet_classifier.artifact import MANIFEST_NAME
 from tweet_classifier.config import ConfigError
+from tweet_classifier.drift import DriftReference
 from tweet_classifier.serving.app import (
     BUSY_MESSAGE,
     BadRequestError,
@@ -45,7 +46,6 @@ from tweet_classifier.serving.app import (
     read_upload_csv,
 )
 from tweet_classifier.serving.latency import wait_until_healthy
-from tweet_classifier.serving.monitor import DriftReference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

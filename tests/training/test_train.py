@@ -21,7 +21,7 @@ from tweet_classifier import cli
 from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder, file_sha256, read_canary
 from tweet_classifier.config import TrainConfig, load_config
 from tweet_classifier.data.prepare import prepare_data
-from tweet_classifier.serving.monitor import DriftReference
+from tweet_classifier.drift import DriftReference
 from tweet_classifier.training import train
 from tweet_classifier.training.calibration import read_calibration
 from tweet_classifier.training.tracking import read_offline_run

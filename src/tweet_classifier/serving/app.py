@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -35,20 +34,16 @@ from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from tweet_classifier.artifact import MANIFEST_NAME, ArtifactError, read_canary, read_json
+from tweet_classifier.artifact import MANIFEST_NAME, REFERENCE_NAME, ArtifactError, read_canary, read_json
 from tweet_classifier.config import InferenceConfig, NormalizeConfig, ServeConfig, load_serving_config
+from tweet_classifier.drift import DriftReference, DriftReferenceError, unk_share
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.feedback import merge_records, new_record
 from tweet_classifier.metrics import classification_report_dict
-from tweet_classifier.serving.feedback_hub import HubFeedbackLog, merge_records
+from tweet_classifier.serving.feedback_hub import HubFeedbackLog
+from tweet_classifier.serving.feedback_store import FeedbackStore
 from tweet_classifier.serving.impact import read_impact
-from tweet_classifier.serving.monitor import (
-    REFERENCE_NAME,
-    DriftReference,
-    FeedbackStore,
-    MonitorError,
-    ServingMonitor,
-    unk_share,
-)
+from tweet_classifier.serving.monitor import ServingMonitor
 from tweet_classifier.serving.prometheus import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 from tweet_classifier.serving.prometheus import ServiceMetrics
 from tweet_classifier.text import normalize_tweet, text_traits
@@ -666,15 +661,7 @@ class ClassifierService:
         for name, value in (("predicted", predicted), ("correct", correct)):
             if value not in labels:
                 raise BadRequestError(f"{name} label {str(value)[:50]!r} is unknown: choose one of {', '.join(labels)}")
-        record = {
-            # Replays from the local file and the Hub dataset count each correction once by this id.
-            "id": uuid.uuid4().hex,
-            "time": datetime.now(UTC).isoformat(timespec="seconds"),
-            "model_version": self._predictor().model_version,
-            "text": checked,
-            "predicted": predicted,
-            "correct": correct,
-        }
+        record = new_record(checked, str(predicted), str(correct), self._predictor().model_version)
         with self._feedback_lock:
             dropped = self.feedback_store.append(record)
             if self.feedback_hub is not None:
@@ -748,7 +735,7 @@ class ClassifierService:
             )
         try:
             return DriftReference.load(path), ""
-        except MonitorError as error:
+        except DriftReferenceError as error:
             logger.warning("%s", error)
             return None, f"Drift is off: {error}"
 
