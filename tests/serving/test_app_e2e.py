@@ -1,4 +1,4 @@
-"""End to end against ``python -m tweet_classifier.serving.app`` in a subprocess: load test and headless Chromium."""
+"""End to end against ``python -m tweet_classifier.serving.server`` in a subprocess: load test and headless Chromium."""
 
 from __future__ import annotations
 

@@ -228,7 +228,7 @@ def test_stored_corrections_with_labels_this_model_lacks_keep_their_place() -> N
 
 def test_the_live_corrections_hold_exactly_the_records_the_file_holds(tmp_path) -> None:
     from tests.serving_helpers import KeywordPredictor, make_settings
-    from tweet_classifier.serving.app import ClassifierService
+    from tweet_classifier.serving.service import ClassifierService
 
     def start() -> ClassifierService:
         settings = make_settings(tmp_path, feedback_max_records=10)

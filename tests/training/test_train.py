@@ -189,7 +189,8 @@ def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeyp
 def _check_served_canary_equals_the_card(model_dir: Path, card_f1: float, tmp_path: Path, monkeypatch) -> None:
     """The app, away from the data, streams the folder's canary rows and gets the card's test macro-F1."""
     from tweet_classifier.config import ServeConfig
-    from tweet_classifier.serving.app import ClassifierService, ServeSettings
+    from tweet_classifier.serving.service import ClassifierService
+    from tweet_classifier.serving.settings import ServeSettings
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data-here"))
     settings = ServeSettings(

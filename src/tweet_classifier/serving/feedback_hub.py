@@ -35,6 +35,7 @@ class HubFeedbackLog:
     """Append-only corrections files committed to the dataset ``repo_id`` by a ``CommitScheduler``."""
 
     def __init__(self, repo_id: str, folder: str | Path, every_minutes: float) -> None:
+        # Deferred here and below: huggingface_hub costs ~0.3 s to import, paid only with FEEDBACK_REPO set.
         from huggingface_hub import constants, get_token
 
         from tweet_classifier.hub.publish import REPO_ID_PATTERN

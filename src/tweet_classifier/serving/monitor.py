@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from tweet_classifier.drift import PREDICTED_LABEL, DriftReference, bin_shares, drift_bins, population_stability_index
+from tweet_classifier.drift import PREDICTED_LABEL, DriftReference
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.metrics import confusion_report_dict
+from tweet_classifier.serving.drift_tracker import DriftTracker
+from tweet_classifier.serving.live_f1 import LabelledStream, ReviewStream
 from tweet_classifier.serving.timeline import Timeline
 from tweet_classifier.text import TextTraits
 
@@ -71,168 +72,6 @@ class LatencyTracker:
             "warm": {name: percentile_summary(list(values)) for name, values in self._warm.items()},
             "cold": {name: percentile_summary(values) for name, values in self._cold.items()},
             "cold_requests": self.cold_requests,
-        }
-
-
-class DriftTracker:
-    """Live distributions over the last ``window`` texts vs a reference; PSI per feature."""
-
-    def __init__(self, window: int, min_samples: int, psi_threshold: float) -> None:
-        self.window = window
-        self.min_samples = min_samples
-        self.psi_threshold = psi_threshold
-        self.reference: DriftReference | None = None
-        # Why there is no reference, once that is known (an older or third-party model folder).
-        self.unavailable_reason: str | None = None
-        self._recent: deque[dict[str, str]] = deque(maxlen=window)
-        self._counts: dict[str, Counter[str]] = {}
-
-    def set_reference(self, reference: DriftReference) -> None:
-        self.reference = reference
-
-    def observe(self, traits: TextTraits, unk_share: float, predicted_label: str) -> None:
-        bins = drift_bins(traits, unk_share)
-        bins[PREDICTED_LABEL] = predicted_label
-        if len(self._recent) == self._recent.maxlen:
-            for feature, bin_name in self._recent[0].items():
-                self._counts[feature][bin_name] -= 1
-        self._recent.append(bins)
-        for feature, bin_name in bins.items():
-            self._counts.setdefault(feature, Counter())[bin_name] += 1
-
-    def livebin_shares(self, feature: str) -> dict[str, float]:
-        """Shares of each bin of ``feature`` over the recent window (``predicted_label``: the label mix)."""
-        return bin_shares(+self._counts.get(feature, Counter()))
-
-    def summary(self) -> dict[str, Any]:
-        live = {feature: bin_shares(+counter) for feature, counter in self._counts.items()}
-        n = len(self._recent)
-        result: dict[str, Any] = {
-            "n": n,
-            "window": self.window,
-            "threshold": self.psi_threshold,
-            "reference": None if self.reference is None else {"n": self.reference.n, "source": self.reference.source},
-            "live": live,
-            "psi": {},
-            "drifted": [],
-            "status": "waiting",
-            "message": "",
-        }
-        if self.reference is None:
-            result["status"] = "unavailable" if self.unavailable_reason else "waiting"
-            result["message"] = self.unavailable_reason or "Loading the training reference; drift is not measured yet."
-            return result
-        result["psi"] = {
-            feature: population_stability_index(self.reference.distributions[feature], live.get(feature, {}))
-            for feature in self.reference.distributions
-        }
-        if n < self.min_samples:
-            result["message"] = f"Collecting inputs: {n} of {self.min_samples} needed before drift is scored."
-            return result
-        drifted = sorted(
-            (feature for feature, psi in result["psi"].items() if psi > self.psi_threshold),
-            key=lambda feature: -result["psi"][feature],
-        )
-        result["drifted"] = drifted
-        if drifted:
-            result["status"] = "drift"
-            worst = drifted[0]
-            result["message"] = (
-                f"Warning: recent inputs differ from the training data in {', '.join(drifted)} "
-                f"(PSI {result['psi'][worst]:.2f} > {self.psi_threshold:g} for {worst}). "
-                "Predictions may be less accurate than the test metrics say; check the new inputs and "
-                "consider retraining on them."
-            )
-        else:
-            result["status"] = "ok"
-            result["message"] = (
-                f"No drift: every feature's PSI is at most {self.psi_threshold:g} over the last {n} inputs."
-            )
-        return result
-
-
-class LabelledStream:
-    """True and predicted labels arriving over time, kept as confusion counts.
-
-    Each update costs O(1) and each summary O(labels^2) (``metrics.confusion_report_dict``, the same
-    numbers as scikit-learn), whatever the number of pairs. The pairs are kept in arrival order so
-    the oldest can be dropped when the record they came from is trimmed; a ``None`` pair stands for
-    a record whose labels this model does not know (it keeps the order, counts nothing).
-    """
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.labels = list(labels)
-        self._index = {label: index for index, label in enumerate(self.labels)}
-        self._counts = [[0] * len(self.labels) for _ in self.labels]
-        self._pairs: deque[tuple[int, int] | None] = deque()
-        self._n = 0
-        self._summary: dict[str, Any] | None = None
-
-    def extend(self, y_true: Sequence[str | None], y_pred: Sequence[str | None]) -> None:
-        for truth, guess in zip(y_true, y_pred, strict=True):
-            pair = None
-            if isinstance(truth, str) and isinstance(guess, str) and truth in self._index and guess in self._index:
-                pair = (self._index[truth], self._index[guess])
-                self._counts[pair[0]][pair[1]] += 1
-                self._n += 1
-            self._pairs.append(pair)
-        self._summary = None
-
-    def drop_oldest(self, count: int) -> None:
-        for _ in range(min(count, len(self._pairs))):
-            pair = self._pairs.popleft()
-            if pair is not None:
-                self._counts[pair[0]][pair[1]] -= 1
-                self._n -= 1
-        if count:
-            self._summary = None
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def summary(self) -> dict[str, Any]:
-        if self._summary is None:
-            if not self._n:
-                self._summary = {"n": 0, "macro_f1": None, "accuracy": None, "per_class_f1": {}}
-            else:
-                report = confusion_report_dict(self._counts, self.labels)
-                self._summary = {
-                    "n": report["n"],
-                    "macro_f1": report["macro_f1"],
-                    "accuracy": report["accuracy"],
-                    "per_class_f1": {label: values["f1"] for label, values in report["per_class"].items()},
-                }
-        return dict(self._summary)
-
-
-class ReviewStream:
-    """Selective prediction, live: the share of user texts flagged ``needs_review`` and the canary's
-    macro-F1 on the predictions kept (not flagged), i.e. what acting automatically scores now."""
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.texts = 0
-        self.flagged = 0
-        self.canary_kept = LabelledStream(labels)
-        self.canary_flagged = 0
-
-    def observe(self, needs_review: Sequence[bool]) -> None:
-        self.texts += len(needs_review)
-        self.flagged += sum(bool(flag) for flag in needs_review)
-
-    def observe_canary(self, y_true: Sequence[str], y_pred: Sequence[str], needs_review: Sequence[bool]) -> None:
-        kept = [index for index, flag in enumerate(needs_review) if not flag]
-        self.canary_kept.extend([y_true[index] for index in kept], [y_pred[index] for index in kept])
-        self.canary_flagged += len(needs_review) - len(kept)
-
-    def summary(self) -> dict[str, Any]:
-        kept = self.canary_kept.summary()
-        canary_total = kept["n"] + self.canary_flagged
-        return {
-            "texts": self.texts,
-            "needs_review": self.flagged,
-            "share": self.flagged / self.texts if self.texts else None,
-            "canary": kept
-            | {"total": canary_total, "share": self.canary_flagged / canary_total if canary_total else None},
         }
 
 

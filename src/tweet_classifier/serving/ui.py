@@ -20,8 +20,10 @@ from matplotlib.figure import Figure
 
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.serving import live_plots
-from tweet_classifier.serving.app import INTERNAL_ERROR_MESSAGE, BadRequestError, ClassifierService, CsvResult
+from tweet_classifier.serving.csv_batch import CsvResult
+from tweet_classifier.serving.errors import INTERNAL_ERROR_MESSAGE, BadRequestError
 from tweet_classifier.serving.impact import Impact
+from tweet_classifier.serving.service import ClassifierService
 
 logger = logging.getLogger(__name__)
 
