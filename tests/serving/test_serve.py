@@ -538,7 +538,7 @@ def test_a_folder_without_canary_or_reference_still_serves_and_says_why(tmp_path
     assert metrics["drift"]["status"] == "unavailable"
     assert "has no reference.json" in metrics["drift"]["message"]
     assert service.predict("thanks so much")["label"] == "positive"
-    from tweet_classifier.serving.ui import render_live_panel, render_stats
+    from tweet_classifier.serving.ui_render import render_live_panel, render_stats
 
     assert "Live canary F1 is off: this model folder has no labelled canary rows" in render_live_panel(metrics)
     assert "no training reference in the model" in render_stats(metrics)

@@ -27,8 +27,8 @@ from tweet_classifier.serving.csv_batch import CsvResult
 from tweet_classifier.serving.loading import load_real_predictor
 from tweet_classifier.serving.service import ClassifierService
 from tweet_classifier.serving.settings import ServeSettings
-from tweet_classifier.serving.ui import (
-    build_demo,
+from tweet_classifier.serving.ui import build_demo
+from tweet_classifier.serving.ui_render import (
     class_balance_figure,
     confusion_matrix_figure,
     render_batch_summary,
