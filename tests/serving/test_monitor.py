@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from tweet_classifier.drift import DriftReference
+from tests.test_drift import LABELS, Traits, _reference
 from tweet_classifier.serving.feedback_store import FeedbackStore
 from tweet_classifier.serving.monitor import (
     DriftTracker,
@@ -19,18 +18,6 @@ from tweet_classifier.serving.monitor import (
     ServingMonitor,
     percentile_summary,
 )
-
-LABELS = ["negative", "neutral", "positive"]
-
-
-@dataclass
-class Traits:
-    n_chars: int = 60
-    n_words: int = 12
-    has_url: bool = False
-    has_mention: bool = True
-    has_emoji: bool = False
-    has_hashtag: bool = False
 
 
 class FakeClock:
@@ -148,11 +135,6 @@ def test_correction_with_unknown_label_is_refused_with_the_choices() -> None:
     with pytest.raises(MonitorError, match="unknown label 'angry': choose one of negative, neutral, positive"):
         monitor.record_correction(predicted="negative", correct="angry")
     assert monitor.snapshot()["live_f1"]["corrections"]["macro_f1"] is None
-
-
-def _reference() -> DriftReference:
-    observations = [(Traits(n_chars=60 + i % 50, has_url=i % 10 == 0), 0.0, LABELS[i % 3]) for i in range(300)]
-    return DriftReference.from_observations(observations)
 
 
 def test_drift_tracker_warns_in_plain_language_only_when_inputs_shift() -> None:
