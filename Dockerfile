@@ -47,7 +47,7 @@ RUN --mount=type=secret,id=hf_token,uid=1000 \
     fi
 
 EXPOSE 7860
-# The app finishes in-flight requests on SIGTERM before it exits (see serve.py).
+# The app finishes in-flight requests on SIGTERM before it exits (see serving/server.py).
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('GRADIO_SERVER_PORT', '7860') + '/healthz', timeout=4)"]

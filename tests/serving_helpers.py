@@ -15,8 +15,12 @@ from typing import Any
 from tweet_classifier.artifact import ModelManifest
 from tweet_classifier.config import NormalizeConfig, ServeConfig
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.serving.app import FORMULA_SIGNS, ClassifierService, ServeSettings, build_server, create_app
+from tweet_classifier.serving.csv_batch import FORMULA_SIGNS
+from tweet_classifier.serving.http import create_app
 from tweet_classifier.serving.latency import wait_until_healthy
+from tweet_classifier.serving.server import build_server
+from tweet_classifier.serving.service import ClassifierService
+from tweet_classifier.serving.settings import ServeSettings
 from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
 
 LABELS = ["negative", "neutral", "positive"]
@@ -61,7 +65,10 @@ class KeywordPredictor:
         if not isinstance(text, str):
             raise FakeInvalidInputError(f"text must be a string, got {type(text).__name__}")
         if len(text) > self.manifest.max_chars:
-            raise FakeInvalidInputError("text is too long")
+            raise FakeInvalidInputError(
+                f"text has {len(text):,} characters, over the limit of {self.manifest.max_chars:,}: "
+                "shorten it or split it"
+            )
         normalized = normalize_tweet(text)
         if not normalized.strip():
             raise FakeInvalidInputError("text is empty after normalization: send some words")
@@ -120,7 +127,7 @@ def make_settings(tmp_path: Path, model: str = "keyword-rules", **config_overrid
 def service_with_a_drift_reference(tmp_path: Path, timeout_s: float = 10.0) -> ClassifierService:
     """A ready keyword-rules service whose model folder holds a reference.json (one 'hello there' trait
     profile), returned once the drift reference is loaded."""
-    from tweet_classifier.serving.monitor import DriftReference
+    from tweet_classifier.drift import DriftReference
     from tweet_classifier.text import text_traits
 
     folder = tmp_path / "model"

@@ -26,7 +26,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from tests.serving_helpers import LABELS, KeywordPredictor, assert_no_formula_cell, make_settings, running_server
-from tweet_classifier.serving.app import BUSY_MESSAGE, UPLOADS_FULL_MESSAGE, ClassifierService
+from tweet_classifier.serving.errors import BUSY_MESSAGE, UPLOADS_FULL_MESSAGE
+from tweet_classifier.serving.service import ClassifierService
 
 pytestmark = pytest.mark.security
 
@@ -472,7 +473,10 @@ sys.path.insert(0, {repo!r})
 from pathlib import Path
 from tests.serving_helpers import KeywordPredictor
 from tweet_classifier.config import ServeConfig
-from tweet_classifier.serving.app import ClassifierService, ServeSettings, create_app, run_server
+from tweet_classifier.serving.http import create_app
+from tweet_classifier.serving.server import run_server
+from tweet_classifier.serving.service import ClassifierService
+from tweet_classifier.serving.settings import ServeSettings
 config = ServeConfig(concurrency_limit=1, graceful_shutdown_s=4, max_queue_wait_s=3)
 settings = ServeSettings(model="rules", host="127.0.0.1", port={port}, feedback_file=Path({feedback!r}), config=config)
 service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor(delay_s=0.5))
@@ -487,7 +491,7 @@ def test_sigterm_under_heavy_batches_answers_every_request_and_cuts_none_off(tmp
     import sys
 
     from tests.serving_helpers import free_port
-    from tweet_classifier.serving.app import SHUTTING_DOWN_MESSAGE
+    from tweet_classifier.serving.errors import SHUTTING_DOWN_MESSAGE
     from tweet_classifier.serving.latency import wait_until_healthy
 
     repo = Path(__file__).resolve().parents[1]

@@ -645,7 +645,8 @@ def test_the_staged_space_imports_the_package_with_nothing_installed(tmp_path, c
     out = tmp_path / "space"
     assert run_cli("deploy-space", "--space-id", SPACE_ID, "--dry-run", str(out)) == 0
     code = (
-        "import sys; sys.path.extend(sys.argv[1:]); import tweet_classifier.serving.app, tweet_classifier.serving.ui; "
+        "import sys; sys.path.extend(sys.argv[1:]); "
+        "import tweet_classifier.serving.server, tweet_classifier.serving.ui; "
         "print(tweet_classifier.__file__)"
     )
     completed = subprocess.run(

@@ -18,7 +18,7 @@ from tests.serving_helpers import make_settings
 from tweet_classifier import cli
 from tweet_classifier.inference.bulk import BulkError, open_source, parts_folder, predict_file
 from tweet_classifier.inference.predictor import Predictor
-from tweet_classifier.serving.app import ClassifierService
+from tweet_classifier.serving.service import ClassifierService
 
 GOOD_TEXTS = [f"@united flight {index} was {word} again" for index, word in enumerate(["late", "great", "ok"] * 7)]
 PROBABILITY_COLUMNS = [f"prob_{label}" for label in TINY_LABELS]

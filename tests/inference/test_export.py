@@ -58,7 +58,7 @@ def test_export_gives_an_older_folder_its_drift_reference_and_canary_rows(export
     from tweet_classifier.artifact import read_canary
     from tweet_classifier.config import load_config
     from tweet_classifier.data.prepare import prepare_data
-    from tweet_classifier.serving.monitor import DriftReference
+    from tweet_classifier.drift import DriftReference
 
     prepared = prepare_data(load_config([run_config]))
     canary = read_canary(exported)

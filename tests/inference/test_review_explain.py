@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from tests.serving.test_serve import ready_service
 from tests.serving_helpers import LABELS, KeywordPredictor
 from tweet_classifier.inference.explain import explain_text, highlighted_segments, without_span, word_spans
-from tweet_classifier.serving.app import create_app
+from tweet_classifier.serving.http import create_app
 
 
 def test_v1_predict_carries_needs_review_and_explains_on_request(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.serving_helpers import KeywordPredictor, make_settings, running_server
 from tweet_classifier.reports import screenshot
-from tweet_classifier.serving.app import ClassifierService
+from tweet_classifier.serving.service import ClassifierService
 
 
 class FakeDriver:

@@ -1,4 +1,4 @@
-"""End to end against ``python -m tweet_classifier.serving.app`` in a subprocess: load test and headless Chromium."""
+"""End to end against ``python -m tweet_classifier.serving.server`` in a subprocess: load test and headless Chromium."""
 
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def showcase_folder(tiny_model_dir: Path, target: Path) -> Path:
     """The tiny model plus the files the page's pictures read: metrics with slices and the baseline,
     a benchmark, a cleaning report and a drift reference (what train, export and benchmark write)."""
     from tweet_classifier.artifact import BENCHMARK_NAME, write_json_atomic
+    from tweet_classifier.drift import DriftReference
     from tweet_classifier.metrics import classification_report_dict
-    from tweet_classifier.serving.monitor import DriftReference
 
     shutil.copytree(tiny_model_dir, target)
     truth = ["negative", "neutral", "positive", "negative", "neutral", "negative"]

@@ -8,8 +8,11 @@ import pytest
 
 from tests.hub_stub import CANARY_TOKEN, HubStub, connect_hub_client
 from tests.serving_helpers import KeywordPredictor, make_settings
-from tweet_classifier.serving.app import ClassifierService, ServeSettings, main
-from tweet_classifier.serving.feedback_hub import FeedbackRepoError, HubFeedbackLog, merge_records
+from tweet_classifier.feedback import merge_records
+from tweet_classifier.serving.feedback_hub import FeedbackRepoError, HubFeedbackLog
+from tweet_classifier.serving.server import main
+from tweet_classifier.serving.service import ClassifierService
+from tweet_classifier.serving.settings import ServeSettings
 
 FEEDBACK_REPO = "tweet-org/tweet-feedback"
 

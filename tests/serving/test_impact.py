@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from tweet_classifier.artifact import ABLATION_NAME, BENCHMARK_NAME, write_json_atomic
-from tweet_classifier.serving.impact import data_impact, quality_impact, read_impact, speed_impact
+from tweet_classifier.serving.impact import (
+    ABLATION_BARE_ROW,
+    ABLATION_FULL_ROW,
+    data_impact,
+    quality_impact,
+    read_impact,
+    speed_impact,
+)
 from tweet_classifier.training.ablation import FULL_PIPELINE, NO_CLEANING
 
 METRICS = {"test": {"macro_f1": 0.8148, "n": 2144}, "baseline": {"test": {"macro_f1": 0.7738}}}
@@ -148,3 +155,8 @@ def test_to_dict_carries_every_field(folder) -> None:
         "caption",
         "source",
     }
+
+
+def test_the_ablation_row_names_are_the_ones_the_ablation_writes() -> None:
+    # The server reads ablation.json without importing training: the names must stay in step.
+    assert (ABLATION_FULL_ROW, ABLATION_BARE_ROW) == (FULL_PIPELINE, NO_CLEANING)

@@ -8,7 +8,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
 from tests.serving_helpers import KeywordPredictor, make_settings, running_server
-from tweet_classifier.serving.app import ClassifierService
+from tweet_classifier.serving.service import ClassifierService
 
 
 async def _list_and_call(url: str) -> tuple[dict, str]:

@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from tests.test_drift import LABELS, Traits, _reference
+from tweet_classifier.serving.feedback_store import FeedbackStore
 from tweet_classifier.serving.monitor import (
-    DriftReference,
     DriftTracker,
-    FeedbackStore,
     LatencyTracker,
     MonitorError,
     ServingMonitor,
-    drift_bins,
     percentile_summary,
-    population_stability_index,
-    unk_share,
 )
-
-LABELS = ["negative", "neutral", "positive"]
-
-
-@dataclass
-class Traits:
-    n_chars: int = 60
-    n_words: int = 12
-    has_url: bool = False
-    has_mention: bool = True
-    has_emoji: bool = False
-    has_hashtag: bool = False
 
 
 class FakeClock:
@@ -153,38 +137,6 @@ def test_correction_with_unknown_label_is_refused_with_the_choices() -> None:
     assert monitor.snapshot()["live_f1"]["corrections"]["macro_f1"] is None
 
 
-def test_drift_bins_cover_edges() -> None:
-    assert drift_bins(Traits(n_chars=0, n_words=0), 0.0)["n_chars"] == "0-40"
-    assert drift_bins(Traits(n_chars=40), 0.0)["n_chars"] == "40-80"
-    assert drift_bins(Traits(n_chars=5000, n_words=900), 0.5) == {
-        "n_chars": ">=281",
-        "n_words": ">=30",
-        "unk_share": ">=0.3",
-        "has_url": "no",
-        "has_mention": "yes",
-        "has_emoji": "no",
-        "has_hashtag": "no",
-    }
-    assert drift_bins(Traits(), 0.1)["unk_share"] == "0.05-0.15"
-
-
-def test_psi_is_zero_for_equal_distributions_and_grows_with_shift() -> None:
-    base = {"a": 0.5, "b": 0.5}
-    assert population_stability_index(base, base) == pytest.approx(0.0)
-    small = population_stability_index(base, {"a": 0.55, "b": 0.45})
-    large = population_stability_index(base, {"a": 0.95, "b": 0.05})
-    assert 0 < small < 0.1 < large
-    # Textbook value: (0.9-0.5)ln(0.9/0.5) + (0.1-0.5)ln(0.1/0.5)
-    assert population_stability_index(base, {"a": 0.9, "b": 0.1}) == pytest.approx(
-        0.4 * np.log(1.8) + 0.4 * np.log(5.0)
-    )
-
-
-def _reference() -> DriftReference:
-    observations = [(Traits(n_chars=60 + i % 50, has_url=i % 10 == 0), 0.0, LABELS[i % 3]) for i in range(300)]
-    return DriftReference.from_observations(observations)
-
-
 def test_drift_tracker_warns_in_plain_language_only_when_inputs_shift() -> None:
     tracker = DriftTracker(window=200, min_samples=50, psi_threshold=0.25)
     assert tracker.summary()["status"] == "waiting"
@@ -205,88 +157,6 @@ def test_drift_tracker_warns_in_plain_language_only_when_inputs_shift() -> None:
     assert {"n_chars", "has_url", "unk_share", "predicted_label"} <= set(shifted["drifted"])
     assert shifted["message"].startswith("Warning: recent inputs differ from the training data")
     assert shifted["live"]["has_url"] == {"yes": 1.0}
-
-
-def test_reference_round_trips_and_bad_files_say_what_to_do(tmp_path) -> None:
-    reference = _reference()
-    path = reference.save(tmp_path / "reference.json")
-    loaded = DriftReference.load(path)
-    assert loaded.distributions == reference.distributions
-    assert loaded.n == 300
-    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(MonitorError, match="re-export the model"):
-        DriftReference.load(tmp_path / "bad.json")
-    with pytest.raises(MonitorError, match="zero texts"):
-        DriftReference.from_observations([])
-
-
-def test_feedback_store_persists_across_restarts_and_skips_torn_lines(tmp_path) -> None:
-    path = tmp_path / "runs" / "feedback.jsonl"
-    store = FeedbackStore(path, max_records=100, max_bytes=1_000_000)
-    assert store.load() == []
-    store.append({"predicted": "negative", "correct": "neutral", "text": "ok 🙂"})
-    store.append({"predicted": "positive", "correct": "positive", "text": "great"})
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write('{"predicted": "neg')  # a crash in the middle of a write
-    restarted = FeedbackStore(path, max_records=100, max_bytes=1_000_000)
-    records = restarted.load()
-    assert [record["correct"] for record in records] == ["neutral", "positive"]
-    assert records[0]["text"] == "ok 🙂"
-    monitor = ServingMonitor(LABELS)
-    assert monitor.load_corrections([*records, {"predicted": "x", "correct": "y"}]) == 2
-    assert monitor.snapshot()["live_f1"]["corrections"]["n"] == 2
-
-
-def test_feedback_store_trims_to_newest_records_when_over_the_record_cap(tmp_path) -> None:
-    store = FeedbackStore(tmp_path / "feedback.jsonl", max_records=10, max_bytes=1_000_000)
-    for index in range(11):
-        store.append({"predicted": "negative", "correct": "negative", "index": index})
-    lines = (tmp_path / "feedback.jsonl").read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line)["index"] for line in lines] == list(range(3, 11))
-    assert len(store) == 8
-
-
-def test_feedback_store_trims_when_over_the_byte_cap(tmp_path) -> None:
-    store = FeedbackStore(tmp_path / "feedback.jsonl", max_records=10_000, max_bytes=2_000)
-    for index in range(100):
-        store.append({"predicted": "negative", "correct": "neutral", "text": "x" * 50, "index": index})
-    size = (tmp_path / "feedback.jsonl").stat().st_size
-    assert size <= 2_000
-    kept = FeedbackStore(tmp_path / "feedback.jsonl", 10_000, 2_000).load()
-    assert kept[-1]["index"] == 99
-    assert len(kept) >= 5
-
-
-def test_feedback_store_appends_from_many_threads_without_losing_lines(tmp_path) -> None:
-    store = FeedbackStore(tmp_path / "feedback.jsonl", max_records=10_000, max_bytes=10_000_000)
-
-    def worker(offset: int) -> None:
-        for index in range(25):
-            store.append({"predicted": "neutral", "correct": "neutral", "index": offset + index})
-
-    threads = [threading.Thread(target=worker, args=(offset * 100,)) for offset in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    indices = sorted(record["index"] for record in FeedbackStore(tmp_path / "feedback.jsonl", 10_000, 10**7).load())
-    assert indices == sorted(offset * 100 + index for offset in range(4) for index in range(25))
-
-
-def test_reference_from_a_split_bins_raw_traits_and_unk_shares_like_the_server() -> None:
-    reference = DriftReference.from_split(
-        ["@united lost my bag http://t.co/x", "thanks 😀", "ok"],
-        [unk_share([5, 100, 7, 100], unk_id=100), unk_share([], unk_id=100), unk_share([1, 2], unk_id=None)],
-        ["negative", "positive", "neutral"],
-        source="training split (3 rows)",
-    )
-    assert reference.n == 3
-    assert reference.source == "training split (3 rows)"
-    shares = reference.distributions
-    assert shares["has_url"] == pytest.approx({"no": 2 / 3, "yes": 1 / 3})
-    assert shares["has_emoji"] == pytest.approx({"no": 2 / 3, "yes": 1 / 3})
-    assert shares["unk_share"] == pytest.approx({"0": 2 / 3, ">=0.3": 1 / 3})
-    assert shares["predicted_label"] == pytest.approx(dict.fromkeys(LABELS, 1 / 3))
 
 
 def test_drift_without_a_reference_says_why_in_plain_words() -> None:
@@ -340,7 +210,7 @@ def test_stored_corrections_with_labels_this_model_lacks_keep_their_place() -> N
 
 def test_the_live_corrections_hold_exactly_the_records_the_file_holds(tmp_path) -> None:
     from tests.serving_helpers import KeywordPredictor, make_settings
-    from tweet_classifier.serving.app import ClassifierService
+    from tweet_classifier.serving.service import ClassifierService
 
     def start() -> ClassifierService:
         settings = make_settings(tmp_path, feedback_max_records=10)

@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving_helpers import KeywordPredictor, make_settings, service_with_a_drift_reference
-from tweet_classifier.serving.app import ClassifierService, create_app
+from tweet_classifier.serving.http import create_app
+from tweet_classifier.serving.service import ClassifierService
 
 
 def _families(client: TestClient) -> dict[str, object]:

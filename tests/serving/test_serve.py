@@ -1,4 +1,4 @@
-"""serve.py: settings, model discovery, CSV checks, /healthz + /v1 (FastAPI), canary, feedback, SIGTERM."""
+"""serving: settings, model discovery, CSV checks, /healthz + /v1 (FastAPI), canary, feedback, SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,8 @@ from sklearn.metrics import f1_score
 
 from tests.serving_helpers import (
     LABELS,
+    FakeInvalidInputError,
+    FakePrediction,
     KeywordPredictor,
     assert_no_formula_cell,
     free_port,
@@ -29,23 +32,22 @@ from tests.serving_helpers import (
 )
 from tweet_classifier.artifact import MANIFEST_NAME
 from tweet_classifier.config import ConfigError
-from tweet_classifier.serving.app import (
+from tweet_classifier.drift import DriftReference
+from tweet_classifier.serving.canary import read_labelled_file
+from tweet_classifier.serving.csv_batch import neutralize_formula, read_upload_csv
+from tweet_classifier.serving.errors import (
     BUSY_MESSAGE,
     BadRequestError,
-    ClassifierService,
     NoModelError,
-    ServeSettings,
     ServiceBusyError,
     ServiceNotReadyError,
-    create_app,
-    main,
-    neutralize_formula,
-    newest_local_model,
-    read_labelled_file,
-    read_upload_csv,
 )
+from tweet_classifier.serving.http import create_app
 from tweet_classifier.serving.latency import wait_until_healthy
-from tweet_classifier.serving.monitor import DriftReference
+from tweet_classifier.serving.server import main
+from tweet_classifier.serving.service import ClassifierService
+from tweet_classifier.serving.settings import ServeSettings, newest_local_model
+from tweet_classifier.text import normalize_tweet
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,7 +124,7 @@ def test_app_py_without_a_model_exits_2_with_the_fix(tmp_path) -> None:
 def test_without_model_id_or_local_model_the_space_card_names_the_model(tmp_path, monkeypatch) -> None:
     from huggingface_hub import constants
 
-    from tweet_classifier.serving.app import card_model, default_model
+    from tweet_classifier.serving.settings import card_model, default_model
 
     card = tmp_path / "README.md"
     card.write_text(
@@ -144,7 +146,7 @@ def test_without_model_id_or_local_model_the_space_card_names_the_model(tmp_path
 def test_the_server_honours_the_models_and_the_callers_serving_config(tmp_path, tiny_model_dir) -> None:
     import shutil
 
-    from tweet_classifier.serving.app import load_real_predictor
+    from tweet_classifier.serving.loading import load_real_predictor
 
     folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
     (folder / "run_config.yaml").write_text(
@@ -211,7 +213,7 @@ def test_neutralize_formula(cell, expected) -> None:
 
 
 def test_write_safe_csv_neutralizes_every_line_and_quotes_every_field(tmp_path) -> None:
-    from tweet_classifier.serving.app import write_safe_csv
+    from tweet_classifier.serving.csv_batch import write_safe_csv
 
     hostile = ["on time\r=cmd|' /C calc'!A0", " @SUM(1)", "\uff0b1", "ok\n-1", "=1", "fine"]
     path = write_safe_csv(pd.DataFrame({"text": hostile, "=header": range(6)}), tmp_path / "out")
@@ -301,6 +303,47 @@ def test_classify_csv_scores_with_sklearn_and_neutralizes_formulas(tmp_path) -> 
     assert written["predicted_label"].tolist()[:4] == guess
     assert written["error"][4] != ""
     assert {f"score_{label}" for label in LABELS} <= set(written.columns)
+
+
+class NormalizeInPredictPredictor(KeywordPredictor):
+    """Like the real Predictor: ``validate`` checks type and length only; emptiness after normalization is
+    found inside ``predict_batch``, which refuses the whole batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.normalized = 0
+
+    def validate(self, text: object) -> str:
+        if not isinstance(text, str) or len(text) > self.manifest.max_chars:
+            raise FakeInvalidInputError("bad text")
+        return text
+
+    def predict_batch(self, texts: Sequence[str]) -> list[FakePrediction]:
+        self.normalized += len(texts)
+        if any(not normalize_tweet(text) for text in texts):
+            raise FakeInvalidInputError("text is empty after normalization: send some words")
+        return super().predict_batch(texts)
+
+
+def test_a_batch_text_empty_after_normalization_loses_only_its_own_row(tmp_path) -> None:
+    predictor = NormalizeInPredictPredictor()
+    service = ClassifierService(make_settings(tmp_path), loader=lambda model, revision: predictor)
+    service.start(background_checks=False)
+    assert service.wait_until_loaded(10)
+    source = tmp_path / "upload.csv"
+    pd.DataFrame(
+        [("worst delay", "negative"), ("\u200b\u200d", "neutral"), ("thanks", "positive")], columns=["text", "label"]
+    ).to_csv(source, index=False)
+    result = service.classify_csv(source)
+    written = pd.read_csv(result.output_path, dtype=str, keep_default_na=False)
+    assert written["predicted_label"].tolist() == ["negative", "", "positive"]
+    assert written["error"].tolist() == ["", "row 2: text is empty after normalization: send some words", ""]
+    assert (result.n_invalid, result.n_scored) == (1, 2)
+    # The service normalizes nothing itself: each text reaches the predictor once, and again only in the
+    # rare batch the predictor refused (three texts, then each of the three alone).
+    assert predictor.normalized == 6
+    service.run_canary(["thanks", "\u200b", "lost my bag"], ["positive", "neutral", "negative"])
+    assert service.metrics()["live_f1"]["canary"]["n"] == 2
 
 
 def test_classify_csv_names_a_missing_text_column(tmp_path) -> None:
@@ -495,7 +538,7 @@ def test_a_folder_without_canary_or_reference_still_serves_and_says_why(tmp_path
     assert metrics["drift"]["status"] == "unavailable"
     assert "has no reference.json" in metrics["drift"]["message"]
     assert service.predict("thanks so much")["label"] == "positive"
-    from tweet_classifier.serving.ui import render_live_panel, render_stats
+    from tweet_classifier.serving.ui_render import render_live_panel, render_stats
 
     assert "Live canary F1 is off: this model folder has no labelled canary rows" in render_live_panel(metrics)
     assert "no training reference in the model" in render_stats(metrics)
@@ -534,7 +577,8 @@ def test_a_damaged_folder_canary_or_a_missing_canary_file_is_reported(tmp_path) 
 
 def test_the_server_never_imports_the_data_pipeline() -> None:
     code = (
-        "import sys, tweet_classifier.serving.app, tweet_classifier.serving.ui, tweet_classifier.inference.predictor\n"
+        "import sys, tweet_classifier.serving.server, tweet_classifier.serving.ui\n"
+        "import tweet_classifier.inference.predictor\n"
         "print(sorted(name for name in sys.modules if name.startswith('tweet_classifier.')))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
@@ -652,7 +696,10 @@ sys.path.insert(0, {repo!r})
 from pathlib import Path
 from tests.serving_helpers import KeywordPredictor
 from tweet_classifier.config import ServeConfig
-from tweet_classifier.serving.app import ClassifierService, ServeSettings, create_app, run_server
+from tweet_classifier.serving.http import create_app
+from tweet_classifier.serving.server import run_server
+from tweet_classifier.serving.service import ClassifierService
+from tweet_classifier.serving.settings import ServeSettings
 settings = ServeSettings(model="rules", host="127.0.0.1", port={port}, feedback_file=Path({feedback!r}),
                          config=ServeConfig(graceful_shutdown_s=20))
 service = ClassifierService(settings, loader=lambda model, revision: KeywordPredictor(delay_s=2.0))
@@ -700,7 +747,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path) -> None:
 
 
 def test_unk_counter_reads_the_exported_or_the_transformers_tokenizer(exported: Path, tiny_model_dir: Path) -> None:
-    from tweet_classifier.serving.app import _UnkCounter
+    from tweet_classifier.serving.loading import _UnkCounter
 
     rust = _UnkCounter.load(exported)  # onnx/tokenizer.json: no transformers import
     hf = _UnkCounter.load(tiny_model_dir)  # no onnx/ folder: AutoTokenizer
@@ -866,7 +913,7 @@ def test_idle_and_partial_connections_are_closed_at_their_deadline(tmp_path) -> 
 
 
 def test_load_with_corrections_measures_three_phases_and_stores_the_corrections(tmp_path) -> None:
-    from tweet_classifier.serving.latency import (
+    from tweet_classifier.serving.corrections_load import (
         format_load_with_corrections,
         load_with_corrections,
         wait_for_start_up_work,

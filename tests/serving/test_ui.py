@@ -23,9 +23,12 @@ from tests.serving_helpers import LABELS, KeywordPredictor, make_settings, runni
 from tests.training.test_calibration import synthetic_calibration
 from tweet_classifier.artifact import CALIBRATION_NAME, WEIGHTS_NAME, file_sha256, write_json_atomic
 from tweet_classifier.metrics import classification_report_dict
-from tweet_classifier.serving.app import ClassifierService, CsvResult, ServeSettings, load_real_predictor
-from tweet_classifier.serving.ui import (
-    build_demo,
+from tweet_classifier.serving.csv_batch import CsvResult
+from tweet_classifier.serving.loading import load_real_predictor
+from tweet_classifier.serving.service import ClassifierService
+from tweet_classifier.serving.settings import ServeSettings
+from tweet_classifier.serving.ui import build_demo
+from tweet_classifier.serving.ui_render import (
     class_balance_figure,
     confusion_matrix_figure,
     render_batch_summary,

@@ -21,7 +21,7 @@ from tweet_classifier import cli
 from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder, file_sha256, read_canary
 from tweet_classifier.config import TrainConfig, load_config
 from tweet_classifier.data.prepare import prepare_data
-from tweet_classifier.serving.monitor import DriftReference
+from tweet_classifier.drift import DriftReference
 from tweet_classifier.training import train
 from tweet_classifier.training.calibration import read_calibration
 from tweet_classifier.training.tracking import read_offline_run
@@ -189,7 +189,8 @@ def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeyp
 def _check_served_canary_equals_the_card(model_dir: Path, card_f1: float, tmp_path: Path, monkeypatch) -> None:
     """The app, away from the data, streams the folder's canary rows and gets the card's test macro-F1."""
     from tweet_classifier.config import ServeConfig
-    from tweet_classifier.serving.app import ClassifierService, ServeSettings
+    from tweet_classifier.serving.service import ClassifierService
+    from tweet_classifier.serving.settings import ServeSettings
 
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data-here"))
     settings = ServeSettings(

@@ -1,6 +1,6 @@
 """User corrections also kept in a Hub dataset (``FEEDBACK_REPO``), so they survive a Space restart.
 
-A Space's disk is wiped on every restart, so the local feedback file (``monitor.FeedbackStore``) alone
+A Space's disk is wiped on every restart, so the local feedback file (``feedback_store.FeedbackStore``) alone
 loses them. Here each server process appends its corrections to its own JSON-lines file in a local folder,
 and ``huggingface_hub.CommitScheduler`` commits the folder's new lines to the dataset in the background
 every ``serve.feedback_push_minutes`` (and once more at shutdown). At start-up every file of the dataset
@@ -16,42 +16,26 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.feedback import FILE_PATTERN, PATH_IN_REPO, read_records
 
 logger = logging.getLogger(__name__)
-
-PATH_IN_REPO = "corrections"
-FILE_PATTERN = "*.jsonl"
 
 
 class FeedbackRepoError(TweetClassifierError):
     """FEEDBACK_REPO cannot be used as set (bad id, no token, offline)."""
 
 
-def merge_records(*sources: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Records of every source in order, each ``id`` once (records without one, from older files, all kept)."""
-    seen: set[str] = set()
-    merged: list[dict[str, Any]] = []
-    for records in sources:
-        for record in records:
-            record_id = record.get("id")
-            if isinstance(record_id, str):
-                if record_id in seen:
-                    continue
-                seen.add(record_id)
-            merged.append(dict(record))
-    return merged
-
-
 class HubFeedbackLog:
     """Append-only corrections files committed to the dataset ``repo_id`` by a ``CommitScheduler``."""
 
     def __init__(self, repo_id: str, folder: str | Path, every_minutes: float) -> None:
+        # Deferred here and below: huggingface_hub costs ~0.3 s to import, paid only with FEEDBACK_REPO set.
         from huggingface_hub import constants, get_token
 
         from tweet_classifier.hub.publish import REPO_ID_PATTERN
@@ -89,13 +73,8 @@ class HubFeedbackLog:
             return []
         records: list[dict[str, Any]] = []
         for path in sorted((snapshot / PATH_IN_REPO).glob(FILE_PATTERN)):
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line of a file committed while it was being written
-                if isinstance(record, dict):
-                    records.append(record)
+            # Unreadable lines: the torn last line of a file committed while it was being written.
+            records.extend(read_records(path)[0])
         logger.info("replayed %d corrections from the Hub dataset %s", len(records), self.repo_id)
         return records
 

@@ -36,6 +36,10 @@ CLEANING_REPORT_NAME = "cleaning_report.json"
 # module pulls in the exporter and this one runs in the server's UI).
 PIPELINE_ROW = "pipeline"
 AUTO_ROW = "auto"
+# Row names in ablation.json (tweet_classifier.training.ablation.FULL_PIPELINE / NO_CLEANING): the server may
+# not import training, so the names of the file's rows are read here; tests/serving/test_impact.py pins both.
+ABLATION_FULL_ROW = "full pipeline"
+ABLATION_BARE_ROW = "no cleaning at all"
 REPAIR_PREFIX = "repair:"
 
 
@@ -150,17 +154,15 @@ def speed_impact(folder: Path, served_backend: str | None = None) -> Impact | No
 
 def _ablation_f1(folder: Path) -> tuple[float, float, tuple[float, float] | None] | None:
     """(no cleaning, full pipeline, 95% interval of full - none) from ``ablation.json``, if it has both rows."""
-    from tweet_classifier.training.ablation import FULL_PIPELINE, NO_CLEANING
-
     ablation = _mapping(_read_json_or_none(folder / ABLATION_NAME))
     listed = ablation.get("rows")
     rows = {row.get("step"): row for row in (listed if isinstance(listed, list) else []) if isinstance(row, Mapping)}
-    full = _number(_mapping(rows.get(FULL_PIPELINE)).get("test_macro_f1"))
-    bare = _number(_mapping(rows.get(NO_CLEANING)).get("test_macro_f1"))
+    full = _number(_mapping(rows.get(ABLATION_FULL_ROW)).get("test_macro_f1"))
+    bare = _number(_mapping(rows.get(ABLATION_BARE_ROW)).get("test_macro_f1"))
     if full is None or bare is None:
         return None
     # delta_ci95 is the interval of (no cleaning - full); the gain of cleaning is its mirror image.
-    interval = _mapping(rows.get(NO_CLEANING)).get("delta_ci95")
+    interval = _mapping(rows.get(ABLATION_BARE_ROW)).get("delta_ci95")
     bounds = [_number(value) for value in interval] if isinstance(interval, list | tuple) else []
     gain_interval = (-bounds[1], -bounds[0]) if len(bounds) == 2 and None not in bounds else None
     return bare, full, gain_interval  # type: ignore[return-value]

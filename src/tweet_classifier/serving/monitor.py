@@ -7,45 +7,29 @@ Every F1 comes from ``metrics`` (``confusion_report_dict``), so the app's number
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
-import tempfile
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tweet_classifier.artifact import REFERENCE_NAME
+from tweet_classifier.drift import PREDICTED_LABEL, DriftReference
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.metrics import confusion_report_dict
+from tweet_classifier.serving.drift_tracker import DriftTracker
+from tweet_classifier.serving.live_f1 import LabelledStream, ReviewStream
 from tweet_classifier.serving.timeline import Timeline
-from tweet_classifier.text import TextTraits, text_traits
+from tweet_classifier.text import TextTraits
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REFERENCE_NAME", "DriftReference", "FeedbackStore", "ServingMonitor"]
-REFERENCE_FORMAT_VERSION = 1
+__all__ = ["ServingMonitor"]
 PERCENTILES = (50, 95, 99)
-
-# Bin edges (left-closed) for the numeric drift features; the last bin is open-ended.
-# Tweets are capped at 280 characters, so longer inputs land in their own, telling, bin.
-CHAR_BINS = (0, 40, 80, 120, 160, 200, 281)
-WORD_BINS = (0, 5, 10, 15, 20, 30)
-# Share of [UNK] tokens: exactly zero is by far the most common value, so it gets its own bin.
-UNK_BINS = (0.0, 1e-9, 0.05, 0.15, 0.3)
-BINARY_TRAITS = ("has_url", "has_mention", "has_emoji", "has_hashtag")
-PREDICTED_LABEL = "predicted_label"
-# Smoothing so an empty bin on one side gives a large but finite PSI.
-PSI_EPSILON = 1e-4
 
 
 class MonitorError(TweetClassifierError):
@@ -89,367 +73,6 @@ class LatencyTracker:
             "cold": {name: percentile_summary(values) for name, values in self._cold.items()},
             "cold_requests": self.cold_requests,
         }
-
-
-def _bin_name(edges: Sequence[float], value: float, unit: str = "") -> str:
-    index = int(np.searchsorted(np.asarray(edges), value, side="right")) - 1
-    index = max(index, 0)
-    low = edges[index]
-    if index == len(edges) - 1:
-        return f">={low:g}{unit}"
-    return f"{low:g}-{edges[index + 1]:g}{unit}"
-
-
-def unk_share(token_ids: Sequence[int], unk_id: int | None) -> float:
-    """Share of ``[UNK]`` among a text's tokens (no special tokens): 0 without an unknown-token id."""
-    if unk_id is None or not token_ids:
-        return 0.0
-    return sum(1 for token in token_ids if token == unk_id) / len(token_ids)
-
-
-def drift_bins(traits: TextTraits, unk_share: float) -> dict[str, str]:
-    """The bin each drift feature of one text falls in (same function for reference and live)."""
-    bins = {
-        "n_chars": _bin_name(CHAR_BINS, traits.n_chars),
-        "n_words": _bin_name(WORD_BINS, traits.n_words),
-        "unk_share": "0" if unk_share <= 0 else _bin_name(UNK_BINS, unk_share),
-    }
-    for name in BINARY_TRAITS:
-        bins[name] = "yes" if bool(getattr(traits, name)) else "no"
-    return bins
-
-
-def population_stability_index(expected: Mapping[str, float], actual: Mapping[str, float]) -> float:
-    """PSI = sum (actual - expected) * ln(actual / expected) over the union of bins (shares, smoothed)."""
-    total = 0.0
-    for name in set(expected) | set(actual):
-        expected_share = max(float(expected.get(name, 0.0)), PSI_EPSILON)
-        actual_share = max(float(actual.get(name, 0.0)), PSI_EPSILON)
-        total += (actual_share - expected_share) * math.log(actual_share / expected_share)
-    return total
-
-
-def _shares(counts: Mapping[str, int]) -> dict[str, float]:
-    total = sum(counts.values())
-    return {name: count / total for name, count in sorted(counts.items())} if total else {}
-
-
-@dataclass
-class DriftReference:
-    """Feature distributions of the training split (shares per bin) and its label mix."""
-
-    n: int
-    distributions: dict[str, dict[str, float]]
-    source: str = "training split"
-    format_version: int = REFERENCE_FORMAT_VERSION
-
-    @classmethod
-    def from_observations(
-        cls, observations: Iterable[tuple[TextTraits, float, str]], source: str = "training split"
-    ) -> DriftReference:
-        """Build from ``(traits, unk_share, label)`` triples; the label mix is compared with predictions."""
-        counts: dict[str, Counter[str]] = {}
-        n = 0
-        for traits, unk_share, label in observations:
-            n += 1
-            for feature, bin_name in drift_bins(traits, unk_share).items():
-                counts.setdefault(feature, Counter())[bin_name] += 1
-            counts.setdefault(PREDICTED_LABEL, Counter())[label] += 1
-        if n == 0:
-            raise MonitorError("cannot build a drift reference from zero texts: pass the training split")
-        return cls(n=n, distributions={name: _shares(counter) for name, counter in counts.items()}, source=source)
-
-    @classmethod
-    def from_split(
-        cls,
-        raw_texts: Sequence[str],
-        unk_shares: Sequence[float],
-        labels: Sequence[str],
-        source: str = "training split",
-    ) -> DriftReference:
-        """The reference of a data split: traits of the raw texts (as users type them), the ``[UNK]``
-        share of the normalized texts (as the model sees them) and the labels; what the server observes."""
-        return cls.from_observations(
-            (
-                (text_traits(str(raw)), float(share), str(label))
-                for raw, share, label in zip(raw_texts, unk_shares, labels, strict=True)
-            ),
-            source=source,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": self.format_version,
-            "n": self.n,
-            "source": self.source,
-            "distributions": self.distributions,
-        }
-
-    def save(self, path: str | Path) -> Path:
-        from tweet_classifier.artifact import write_json_atomic
-
-        return write_json_atomic(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | Path) -> DriftReference:
-        try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls(
-                n=int(values["n"]),
-                distributions={
-                    str(feature): {str(name): float(share) for name, share in shares.items()}
-                    for feature, shares in values["distributions"].items()
-                },
-                source=str(values.get("source", "reference.json")),
-                format_version=int(values.get("format_version", REFERENCE_FORMAT_VERSION)),
-            )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise MonitorError(
-                f"drift reference {path} is unreadable ({type(error).__name__}): re-export the model "
-                "(`tweet-classifier export --model DIR` rewrites it from the training split where the data is)"
-            ) from None
-
-
-class DriftTracker:
-    """Live distributions over the last ``window`` texts vs a reference; PSI per feature."""
-
-    def __init__(self, window: int, min_samples: int, psi_threshold: float) -> None:
-        self.window = window
-        self.min_samples = min_samples
-        self.psi_threshold = psi_threshold
-        self.reference: DriftReference | None = None
-        # Why there is no reference, once that is known (an older or third-party model folder).
-        self.unavailable_reason: str | None = None
-        self._recent: deque[dict[str, str]] = deque(maxlen=window)
-        self._counts: dict[str, Counter[str]] = {}
-
-    def set_reference(self, reference: DriftReference) -> None:
-        self.reference = reference
-
-    def observe(self, traits: TextTraits, unk_share: float, predicted_label: str) -> None:
-        bins = drift_bins(traits, unk_share)
-        bins[PREDICTED_LABEL] = predicted_label
-        if len(self._recent) == self._recent.maxlen:
-            for feature, bin_name in self._recent[0].items():
-                self._counts[feature][bin_name] -= 1
-        self._recent.append(bins)
-        for feature, bin_name in bins.items():
-            self._counts.setdefault(feature, Counter())[bin_name] += 1
-
-    def live_shares(self, feature: str) -> dict[str, float]:
-        """Shares of each bin of ``feature`` over the recent window (``predicted_label``: the label mix)."""
-        return _shares(+self._counts.get(feature, Counter()))
-
-    def summary(self) -> dict[str, Any]:
-        live = {feature: _shares(+counter) for feature, counter in self._counts.items()}
-        n = len(self._recent)
-        result: dict[str, Any] = {
-            "n": n,
-            "window": self.window,
-            "threshold": self.psi_threshold,
-            "reference": None if self.reference is None else {"n": self.reference.n, "source": self.reference.source},
-            "live": live,
-            "psi": {},
-            "drifted": [],
-            "status": "waiting",
-            "message": "",
-        }
-        if self.reference is None:
-            result["status"] = "unavailable" if self.unavailable_reason else "waiting"
-            result["message"] = self.unavailable_reason or "Loading the training reference; drift is not measured yet."
-            return result
-        result["psi"] = {
-            feature: population_stability_index(self.reference.distributions[feature], live.get(feature, {}))
-            for feature in self.reference.distributions
-        }
-        if n < self.min_samples:
-            result["message"] = f"Collecting inputs: {n} of {self.min_samples} needed before drift is scored."
-            return result
-        drifted = sorted(
-            (feature for feature, psi in result["psi"].items() if psi > self.psi_threshold),
-            key=lambda feature: -result["psi"][feature],
-        )
-        result["drifted"] = drifted
-        if drifted:
-            result["status"] = "drift"
-            worst = drifted[0]
-            result["message"] = (
-                f"Warning: recent inputs differ from the training data in {', '.join(drifted)} "
-                f"(PSI {result['psi'][worst]:.2f} > {self.psi_threshold:g} for {worst}). "
-                "Predictions may be less accurate than the test metrics say; check the new inputs and "
-                "consider retraining on them."
-            )
-        else:
-            result["status"] = "ok"
-            result["message"] = (
-                f"No drift: every feature's PSI is at most {self.psi_threshold:g} over the last {n} inputs."
-            )
-        return result
-
-
-class LabelledStream:
-    """True and predicted labels arriving over time, kept as confusion counts.
-
-    Each update costs O(1) and each summary O(labels^2) (``metrics.confusion_report_dict``, the same
-    numbers as scikit-learn), whatever the number of pairs. The pairs are kept in arrival order so
-    the oldest can be dropped when the record they came from is trimmed; a ``None`` pair stands for
-    a record whose labels this model does not know (it keeps the order, counts nothing).
-    """
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.labels = list(labels)
-        self._index = {label: index for index, label in enumerate(self.labels)}
-        self._counts = [[0] * len(self.labels) for _ in self.labels]
-        self._pairs: deque[tuple[int, int] | None] = deque()
-        self._n = 0
-        self._summary: dict[str, Any] | None = None
-
-    def extend(self, y_true: Sequence[str | None], y_pred: Sequence[str | None]) -> None:
-        for truth, guess in zip(y_true, y_pred, strict=True):
-            pair = None
-            if isinstance(truth, str) and isinstance(guess, str) and truth in self._index and guess in self._index:
-                pair = (self._index[truth], self._index[guess])
-                self._counts[pair[0]][pair[1]] += 1
-                self._n += 1
-            self._pairs.append(pair)
-        self._summary = None
-
-    def drop_oldest(self, count: int) -> None:
-        for _ in range(min(count, len(self._pairs))):
-            pair = self._pairs.popleft()
-            if pair is not None:
-                self._counts[pair[0]][pair[1]] -= 1
-                self._n -= 1
-        if count:
-            self._summary = None
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def summary(self) -> dict[str, Any]:
-        if self._summary is None:
-            if not self._n:
-                self._summary = {"n": 0, "macro_f1": None, "accuracy": None, "per_class_f1": {}}
-            else:
-                report = confusion_report_dict(self._counts, self.labels)
-                self._summary = {
-                    "n": report["n"],
-                    "macro_f1": report["macro_f1"],
-                    "accuracy": report["accuracy"],
-                    "per_class_f1": {label: values["f1"] for label, values in report["per_class"].items()},
-                }
-        return dict(self._summary)
-
-
-class ReviewStream:
-    """Selective prediction, live: the share of user texts flagged ``needs_review`` and the canary's
-    macro-F1 on the predictions kept (not flagged), i.e. what acting automatically scores now."""
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.texts = 0
-        self.flagged = 0
-        self.canary_kept = LabelledStream(labels)
-        self.canary_flagged = 0
-
-    def observe(self, needs_review: Sequence[bool]) -> None:
-        self.texts += len(needs_review)
-        self.flagged += sum(bool(flag) for flag in needs_review)
-
-    def observe_canary(self, y_true: Sequence[str], y_pred: Sequence[str], needs_review: Sequence[bool]) -> None:
-        kept = [index for index, flag in enumerate(needs_review) if not flag]
-        self.canary_kept.extend([y_true[index] for index in kept], [y_pred[index] for index in kept])
-        self.canary_flagged += len(needs_review) - len(kept)
-
-    def summary(self) -> dict[str, Any]:
-        kept = self.canary_kept.summary()
-        canary_total = kept["n"] + self.canary_flagged
-        return {
-            "texts": self.texts,
-            "needs_review": self.flagged,
-            "share": self.flagged / self.texts if self.texts else None,
-            "canary": kept
-            | {"total": canary_total, "share": self.canary_flagged / canary_total if canary_total else None},
-        }
-
-
-class FeedbackStore:
-    """Corrections as JSON lines: appended with flush + fsync under a lock, reloaded on start, bounded.
-
-    When the file passes ``max_records`` or ``max_bytes`` it is rewritten atomically with the newest
-    ``keep_fraction`` of its records, so it never grows without bound and a crash never truncates it.
-    ``append`` says how many of the oldest records that dropped, so the live corrections F1 can hold
-    exactly the records the file holds (the same number before and after a restart).
-    """
-
-    def __init__(self, path: str | Path, max_records: int, max_bytes: int, keep_fraction: float = 0.8) -> None:
-        self.path = Path(path)
-        self.max_records = max_records
-        self.max_bytes = max_bytes
-        self.keep_fraction = keep_fraction
-        self._lock = threading.Lock()
-        self._records: deque[dict[str, Any]] = deque()
-
-    def load(self) -> list[dict[str, Any]]:
-        """Read the records a previous run wrote; a torn last line (crash mid-write) is skipped."""
-        with self._lock:
-            self._records.clear()
-            if not self.path.is_file():
-                return []
-            skipped = 0
-            with self.path.open(encoding="utf-8", errors="replace") as stream:
-                for line in stream:
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        skipped += 1
-                        continue
-                    if isinstance(record, dict) and {"predicted", "correct"} <= set(record):
-                        self._records.append(record)
-                    else:
-                        skipped += 1
-            if skipped:
-                logger.warning("skipped %d unreadable feedback lines in %s", skipped, self.path)
-            return list(self._records)
-
-    def append(self, record: Mapping[str, Any]) -> int:
-        """Store one record durably; returns how many of the oldest records a trim dropped (usually 0)."""
-        line = json.dumps(dict(record), ensure_ascii=False) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as stream:
-                stream.write(line)
-                stream.flush()
-                os.fsync(stream.fileno())
-            self._records.append(dict(record))
-            if len(self._records) > self.max_records or self.path.stat().st_size > self.max_bytes:
-                before = len(self._records)
-                self._trim()
-                return before - len(self._records)
-            return 0
-
-    def _trim(self) -> None:
-        keep = max(1, int(min(len(self._records), self.max_records) * self.keep_fraction))
-        kept = list(self._records)[-keep:]
-        payload = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in kept)
-        while len(kept) > 1 and len(payload.encode("utf-8")) > self.max_bytes * self.keep_fraction:
-            kept = kept[len(kept) // 4 :]
-            payload = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in kept)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(payload)
-                stream.flush()
-                os.fsync(stream.fileno())
-            Path(temp_name).replace(self.path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        logger.info("feedback file %s trimmed to its newest %d records", self.path, len(kept))
-        self._records = deque(kept)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._records)
 
 
 @dataclass
@@ -690,6 +313,6 @@ class ServingMonitor:
             series["psi_threshold"] = self.drift.psi_threshold
             series["label_mix"] = {
                 "training": dict(reference.distributions.get(PREDICTED_LABEL, {})) if reference else {},
-                "live": self.drift.live_shares(PREDICTED_LABEL),
+                "live": self.drift.livebin_shares(PREDICTED_LABEL),
             }
             return series

@@ -65,7 +65,7 @@ def read_correction_records(source: str, revision: str | None = None) -> list[di
         )
     from huggingface_hub import snapshot_download
 
-    from tweet_classifier.serving.feedback_hub import FILE_PATTERN, PATH_IN_REPO, merge_records
+    from tweet_classifier.feedback import FILE_PATTERN, PATH_IN_REPO, merge_records
 
     try:
         folder = Path(

@@ -767,8 +767,8 @@ def write_serving_files(
     ``test_predicted``: torch fp32 labels of the whole test split, in split order (None: not scored here).
     """
     from tweet_classifier.artifact import REFERENCE_NAME, write_canary
+    from tweet_classifier.drift import DriftReference, unk_share
     from tweet_classifier.metrics import classification_report_dict
-    from tweet_classifier.serving.monitor import DriftReference, unk_share
 
     train_split = prepared.train
     token_ids = tokenizer(train_split["text"].astype(str).tolist(), add_special_tokens=False)["input_ids"]
