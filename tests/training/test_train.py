@@ -17,14 +17,14 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from tests.training_helpers import FAST_OVERRIDES, LABELS, SMOKE_CONFIG
+from tests.wandb_log import read_offline_run
 from tweet_classifier import cli
 from tweet_classifier.artifact import MANIFEST_NAME, check_model_folder, file_sha256, read_canary
+from tweet_classifier.inference.calibration import read_calibration
 from tweet_classifier.serving.monitor import DriftReference
 from tweet_classifier.training import model_folder, train, trainer
-from tweet_classifier.training.calibration import read_calibration
 from tweet_classifier.training.checkpoints import checkpoints_dir_for
 from tweet_classifier.training.errors import DiskFullError, NonFiniteLossError, TrainingError
-from tweet_classifier.training.tracking import read_offline_run
 
 CANARY_TOKEN = "hf_" + "canaryDoNotLeak0123456789abcdef"  # no token-shaped literal in the source
 

@@ -19,10 +19,10 @@ import gradio as gr
 from matplotlib.figure import Figure
 
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.inference.calibration import review_outcome
 from tweet_classifier.serving import live_plots
 from tweet_classifier.serving.app import INTERNAL_ERROR_MESSAGE, BadRequestError, ClassifierService, CsvResult
 from tweet_classifier.serving.impact import Impact
-from tweet_classifier.training.calibration import review_outcome
 
 logger = logging.getLogger(__name__)
 
