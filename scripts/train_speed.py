@@ -2,12 +2,12 @@
 
     .venv/bin/python scripts/train_speed.py --config configs/airline.yaml [--batches 6] [--set train.batch_size=32]
 
-The logic lives in tweet_classifier.training.train (measure_training_speed); this file only calls it.
+The logic lives in tweet_classifier.training.speed (measure_training_speed); this file only calls it.
 """
 
 import sys
 
-from tweet_classifier.training.train import speed_main
+from tweet_classifier.training.speed import speed_main
 
 if __name__ == "__main__":
     sys.exit(speed_main())

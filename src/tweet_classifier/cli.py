@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tweet_classifier.training.train", "fine-tune the transformer and write a self-describing model folder"),
     "evaluate": ("tweet_classifier.training.evaluate", "score a model folder or Hub id on a split"),
     "calibrate": (
-        "tweet_classifier.training.calibration",
+        "tweet_classifier.training.calibrate",
         "fit temperature scaling and the review threshold on validation",
     ),
     "export": ("tweet_classifier.inference.export", "export ONNX fp32/int8 files with a parity report"),

@@ -486,7 +486,7 @@ def test_pushed_revision_loads_back_at_its_sha(model_folder, hub_stub, capsys, t
 
 def test_predictor_loads_the_pushed_model_at_a_pinned_revision(model_folder, hub_stub, capsys):
     predictor_module = pytest.importorskip("tweet_classifier.inference.predictor")
-    from tweet_classifier.training.evaluate import load_model, predict_probabilities
+    from tweet_classifier.inference.scoring import load_scorer, score_texts
 
     assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
     sha = stdout_json(capsys)["commit_sha"]
@@ -494,10 +494,7 @@ def test_predictor_loads_the_pushed_model_at_a_pinned_revision(model_folder, hub
     assert predictor.model_version == f"{REPO_ID}@{sha[:12]}"
     assert predictor.labels == ["negative", "neutral", "positive"]
     prediction = predictor.predict("@united thanks for the quick rebooking!")
-    local = load_model(model_folder)
-    expected = predict_probabilities(
-        local.model, local.tokenizer, [prediction.normalized_text], max_length=local.manifest.max_length
-    )[0]
+    expected = score_texts(load_scorer(model_folder), [prediction.normalized_text])[0]
     assert list(prediction.scores.values()) == pytest.approx(list(expected), abs=1e-5)
 
 

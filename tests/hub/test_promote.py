@@ -279,7 +279,7 @@ def test_a_missing_champion_fails_before_training(use_prepared, tmp_path):
 
 
 def test_decisions_are_logged_to_wandb_offline(use_prepared, champion_dir, tmp_path):
-    from tweet_classifier.training.tracking import read_offline_run
+    from tests.wandb_log import read_offline_run
 
     out = tmp_path / "retrain"
     config = smoke_config("tracking.mode=offline", "promotion.min_improvement=0.0")
@@ -302,7 +302,7 @@ def test_decisions_are_logged_to_wandb_offline(use_prepared, champion_dir, tmp_p
 
 
 def test_a_refused_challenger_is_aliased_rejected_in_wandb(use_prepared, champion_dir, tmp_path):
-    from tweet_classifier.training.tracking import read_offline_run
+    from tests.wandb_log import read_offline_run
 
     out = tmp_path / "retrain"
     config = smoke_config("tracking.mode=offline", "promotion.min_improvement=0.5")
@@ -316,7 +316,7 @@ def test_a_refused_challenger_is_aliased_rejected_in_wandb(use_prepared, champio
 
 
 def test_a_failed_retrain_logs_no_model_artifact(use_prepared, tmp_path):
-    from tweet_classifier.training.tracking import read_offline_run
+    from tests.wandb_log import read_offline_run
 
     out = tmp_path / "retrain"
     config = smoke_config("tracking.mode=offline")

@@ -76,7 +76,7 @@ def test_a_config_without_settings_is_refused_with_the_reason(portable_folder, t
 
 def test_the_pipeline_uses_the_apps_calibrated_probabilities(portable_folder, tmp_path) -> None:
     from tweet_classifier.artifact import file_sha256, write_json_atomic
-    from tweet_classifier.training.calibration import CALIBRATION_FORMAT_VERSION
+    from tweet_classifier.inference.calibration import CALIBRATION_FORMAT_VERSION
 
     folder = tmp_path / "calibrated"
     shutil.copytree(portable_folder, folder)

@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 
 from tweet_classifier.artifact import CALIBRATION_NAME, file_sha256
+from tweet_classifier.inference.calibration import CalibrationError, read_calibration, review_outcome
 from tweet_classifier.metrics import classification_report_dict, expected_calibration_error
 from tweet_classifier.training.calibration import (
-    CalibrationError,
     apply_temperature,
     choose_threshold,
     fit_calibration,
     fit_temperature,
-    read_calibration,
-    review_outcome,
     risk_coverage,
 )
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests import wandb_log
 from tests.training_helpers import FAST_OVERRIDES, write_synthetic_config
 from tweet_classifier.config import TrackingConfig, load_config
 from tweet_classifier.training import tracking, train
@@ -114,7 +115,7 @@ def test_offline_run_logs_results_that_read_back(tmp_path, monkeypatch):
     run.finish()
     assert not run.active
 
-    record = tracking.read_offline_run(run_dir)
+    record = wandb_log.read_offline_run(run_dir)
     assert record.config["name"] == config.name
     assert record.config["train"]["learning_rate"] == config.train.learning_rate
     assert record.summary["test/macro_f1"] == 0.8
@@ -144,7 +145,7 @@ def _finished_run_with_a_flat_report(tmp_path):
 
 def test_flat_cleaning_reports_are_logged_too(tmp_path):
     run_dir = _finished_run_with_a_flat_report(tmp_path)
-    record = tracking.read_offline_run(run_dir)
+    record = wandb_log.read_offline_run(run_dir)
     assert record.tables["data/cleaning_report"]["data"] == [["rows", "10"], ["source", "x.csv"]]
 
 
@@ -221,24 +222,24 @@ def test_training_completes_when_wandb_is_unreachable(tmp_path, monkeypatch):
     assert result.manifest.wandb_run_url is None
     assert result.wandb_run_dir is not None
     assert result.wandb_run_dir.name.startswith("offline-run-")
-    record = tracking.read_offline_run(result.wandb_run_dir)
+    record = wandb_log.read_offline_run(result.wandb_run_dir)
     assert "test/macro_f1" in record.summary
 
 
 def test_reading_an_unfinished_run_waits_then_warns(tmp_path, caplog):
     with pytest.raises(FileNotFoundError):
-        tracking.read_offline_run(tmp_path)
+        wandb_log.read_offline_run(tmp_path)
     # What a run folder holds right after start: wandb's file header and no records yet.
     (tmp_path / "run-abc.wandb").write_bytes(b":W&B\xe1\xbe\x00")
-    record = tracking.read_offline_run(tmp_path, wait_s=0.2)
+    record = wandb_log.read_offline_run(tmp_path, wait_s=0.2)
     assert (record.config, record.summary, record.history, record.tables) == ({}, {}, [], {})
     assert "is incomplete after 0 s" in caplog.text
 
 
 def test_a_record_still_being_written_is_read_again(tmp_path, monkeypatch, caplog):
     run_dir = _finished_run_with_a_flat_report(tmp_path)
-    complete = tracking.read_offline_run(run_dir)
-    real_records = tracking._iter_log_records
+    complete = wandb_log.read_offline_run(run_dir)
+    real_records = wandb_log._iter_log_records
     calls = []
 
     def half_written_at_first(data):
@@ -247,11 +248,11 @@ def test_a_record_still_being_written_is_read_again(tmp_path, monkeypatch, caplo
         # The first read meets a truncated last record, as when wandb's writer is mid-write.
         return [*records[:-1], b"\xff\xff\xff"] if len(calls) == 1 else records
 
-    monkeypatch.setattr(tracking, "_iter_log_records", half_written_at_first)
-    assert tracking.read_offline_run(run_dir).tables == complete.tables
+    monkeypatch.setattr(wandb_log, "_iter_log_records", half_written_at_first)
+    assert wandb_log.read_offline_run(run_dir).tables == complete.tables
     assert len(calls) == 2
-    monkeypatch.setattr(tracking, "_iter_log_records", lambda data: [*real_records(data), b"\xff\xff\xff"])
+    monkeypatch.setattr(wandb_log, "_iter_log_records", lambda data: [*real_records(data), b"\xff\xff\xff"])
     with caplog.at_level("WARNING"):
-        partial = tracking.read_offline_run(run_dir, wait_s=0.2)
+        partial = wandb_log.read_offline_run(run_dir, wait_s=0.2)
     assert partial.tables == complete.tables
     assert "is incomplete after 0 s: reading a partial run" in caplog.text

@@ -16,29 +16,17 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from tests.training_helpers import FAST_OVERRIDES, LABELS, SMOKE_CONFIG, write_synthetic_config
+from tests.training_helpers import FAST_OVERRIDES, LABELS, SMOKE_CONFIG
+from tests.wandb_log import read_offline_run
 from tweet_classifier import cli
-from tweet_classifier.artifact import MANIFEST_NAME, ModelManifest, check_model_folder, file_sha256, read_canary
-from tweet_classifier.config import TrainConfig, load_config
-from tweet_classifier.data.prepare import prepare_data
+from tweet_classifier.artifact import MANIFEST_NAME, check_model_folder, file_sha256, read_canary
 from tweet_classifier.drift import DriftReference
-from tweet_classifier.training import train
-from tweet_classifier.training.calibration import read_calibration
-from tweet_classifier.training.tracking import read_offline_run
+from tweet_classifier.inference.calibration import read_calibration
+from tweet_classifier.training import model_folder, train, trainer
+from tweet_classifier.training.checkpoints import checkpoints_dir_for
+from tweet_classifier.training.errors import DiskFullError, NonFiniteLossError, TrainingError
 
 CANARY_TOKEN = "hf_" + "canaryDoNotLeak0123456789abcdef"  # no token-shaped literal in the source
-
-
-@pytest.fixture(scope="module")
-def synthetic_config(tmp_path_factory) -> Path:
-    return write_synthetic_config(tmp_path_factory.mktemp("synthetic"))
-
-
-@pytest.fixture(scope="module")
-def short_run(synthetic_config):
-    """Config and prepared data of a 12-step run that checkpoints every 4 steps."""
-    config = load_config([synthetic_config], [*FAST_OVERRIDES, "train.max_steps=12", "train.eval_steps=4"])
-    return config, prepare_data(config)
 
 
 class InterruptAtStep(TrainerCallback):
@@ -179,7 +167,7 @@ def test_cli_train_then_evaluate_then_reload(synthetic_config, tmp_path, monkeyp
     }
 
     # Nothing the run wrote (model folder, checkpoints with training_args.bin, W&B files) holds a secret.
-    checkpoints = train.checkpoints_dir_for(model_dir)
+    checkpoints = checkpoints_dir_for(model_dir)
     assert any(checkpoints.glob("checkpoint-*/training_args.bin"))
     for path, content in _all_bytes_under(model_dir, checkpoints, tmp_path / "wandb"):
         assert CANARY_TOKEN.encode() not in content, path
@@ -218,13 +206,13 @@ def test_resume_after_interrupt_reaches_the_same_weights(short_run, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train.train_model(config, output_dir=resumed_dir, prepared=prepared, callbacks=[InterruptAtStep(10)])
     assert not resumed_dir.exists(), "a killed run must not leave a model folder"
-    checkpoints = train.checkpoints_dir_for(resumed_dir)
+    checkpoints = checkpoints_dir_for(resumed_dir)
     assert sorted(path.name for path in checkpoints.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-8"]
     # A checkpoint cut short by the kill: its weights are truncated.
     weights = checkpoints / "checkpoint-8" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
 
-    with pytest.raises(train.TrainingError, match="--resume"):
+    with pytest.raises(TrainingError, match="--resume"):
         train.train_model(config, output_dir=resumed_dir, prepared=prepared)
 
     result = train.train_model(config, output_dir=resumed_dir, prepared=prepared, resume=True)
@@ -242,7 +230,7 @@ def test_resume_after_interrupt_reaches_the_same_weights(short_run, tmp_path):
 def test_resume_without_checkpoints_starts_fresh(short_run, tmp_path, caplog):
     config, prepared = short_run
     config = config.model_copy(update={"train": config.train.model_copy(update={"max_steps": 4})})
-    with caplog.at_level(logging.WARNING, logger="tweet_classifier.training.train"):
+    with caplog.at_level(logging.WARNING, logger="tweet_classifier.training.checkpoints"):
         result = train.train_model(config, output_dir=tmp_path / "model", prepared=prepared, resume=True)
     assert result.training["resumed_from"] is None
     assert "no complete checkpoint" in caplog.text
@@ -250,13 +238,13 @@ def test_resume_without_checkpoints_starts_fresh(short_run, tmp_path, caplog):
 
 def test_nan_loss_stops_the_run_with_a_clear_error(short_run, tmp_path):
     config, prepared = short_run
-    with pytest.raises(train.NonFiniteLossError, match=r"became nan at step 3 .*learning_rate"):
+    with pytest.raises(NonFiniteLossError, match=r"became nan at step 3 .*learning_rate"):
         train.train_model(config, output_dir=tmp_path / "model", prepared=prepared, callbacks=[PoisonWeightsAtStep(2)])
     assert not (tmp_path / "model").exists()
 
 
 def test_nan_loss_exits_non_zero_from_the_cli(synthetic_config, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train, "weighted_cross_entropy", lambda logits, *args: logits.sum() * float("nan"))
+    monkeypatch.setattr(trainer, "weighted_cross_entropy", lambda logits, *args: logits.sum() * float("nan"))
     arguments = ["train", "--config", str(synthetic_config), "--output-dir", str(tmp_path / "model")]
     for override in [*FAST_OVERRIDES, "train.max_steps=6"]:
         arguments += ["--set", override]
@@ -276,8 +264,8 @@ def test_disk_full_fails_loudly_and_keeps_the_previous_model(short_run, tmp_path
     def full_disk(path, payload):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(train, "write_json_atomic", full_disk)
-    with pytest.raises(train.DiskFullError, match=r"no space left on the device while writing .*metrics\.json"):
+    monkeypatch.setattr(model_folder, "write_json_atomic", full_disk)
+    with pytest.raises(DiskFullError, match=r"no space left on the device while writing .*metrics\.json"):
         train.train_model(config, output_dir=model_dir, prepared=prepared)
     assert (model_dir / "previous.txt").read_text() == "the last good model"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model", "model.checkpoints"]
@@ -292,123 +280,6 @@ def test_other_os_errors_are_not_reported_as_disk_full(short_run, tmp_path, monk
     monkeypatch.setattr(train, "save_config", permission_denied)
     with pytest.raises(PermissionError):
         train.train_model(config, output_dir=tmp_path / "model", prepared=prepared)
-
-
-def test_unknown_base_model_is_a_user_error():
-    config = TrainConfig(base_model="nobody/does-not-exist-anywhere")
-    with pytest.raises(train.TrainingError, match="HF_HUB_OFFLINE"):
-        train.load_tokenizer(config)
-
-
-def test_balanced_class_weights_match_sklearn_formula():
-    weights = train.balanced_class_weights(["a", "a", "a", "b"], ["a", "b", "c"])
-    assert weights == pytest.approx([4 / (3 * 3), 4 / (3 * 1), 1.0])
-
-
-def test_weighted_cross_entropy_reduces_to_plain_and_weighted_means():
-    torch.manual_seed(0)
-    logits = torch.randn(5, 3)
-    targets = torch.tensor([0, 1, 2, 1, 0])
-    plain = torch.nn.functional.cross_entropy(logits, targets)
-    assert train.weighted_cross_entropy(logits, targets, None, None, 0.0) == pytest.approx(plain.item())
-    class_weights = torch.tensor([1.0, 2.0, 0.5])
-    weighted = torch.nn.functional.cross_entropy(logits, targets, weight=class_weights)
-    assert train.weighted_cross_entropy(logits, targets, class_weights, None, 0.0) == pytest.approx(weighted.item())
-    sample_weights = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0])
-    kept = torch.nn.functional.cross_entropy(logits[[0, 2, 4]], targets[[0, 2, 4]])
-    assert train.weighted_cross_entropy(logits, targets, None, sample_weights, 0.0) == pytest.approx(kept.item())
-    smoothed = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=0.1)
-    assert train.weighted_cross_entropy(logits, targets, None, None, 0.1) == pytest.approx(smoothed.item())
-
-
-def test_eval_steps_follow_epochs_or_config():
-    assert train.resolve_eval_steps(1000, TrainConfig(batch_size=10, evals_per_epoch=4)) == 25
-    assert train.resolve_eval_steps(1000, TrainConfig(batch_size=10, eval_steps=7)) == 7
-    assert train.resolve_eval_steps(1000, TrainConfig(batch_size=10, max_steps=5)) == 5
-    assert train.steps_per_epoch(1001, TrainConfig(batch_size=10)) == 101
-
-
-def test_device_plan_respects_config(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    plan = train.plan_device(TrainConfig(bf16=False, fused_adamw=False))
-    assert (plan.device, plan.bf16, plan.fused_adamw) == ("cpu", False, False)
-    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: True)
-    assert train.plan_device(TrainConfig(bf16=True)).bf16 is True
-    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
-    assert train.plan_device(TrainConfig(bf16=True)).bf16 is False
-
-
-def test_checkpoint_completeness(tmp_path):
-    folder = tmp_path / "checkpoint-3"
-    folder.mkdir()
-    assert not train.checkpoint_is_complete(folder)
-    for name in train.CHECKPOINT_REQUIRED_FILES:
-        (folder / name).write_bytes(b"x")
-    (folder / "trainer_state.json").write_text("{not json")
-    assert not train.checkpoint_is_complete(folder)
-    (folder / "trainer_state.json").write_text("{}")
-    assert not train.checkpoint_is_complete(folder), "weights that are not safetensors"
-    (tmp_path / "checkpoint-x").mkdir()
-    assert train.newest_complete_checkpoint(tmp_path) is None
-    assert not folder.exists(), "incomplete checkpoints are removed"
-    assert train.newest_complete_checkpoint(tmp_path / "missing") is None
-
-
-def test_encode_split_rejects_unknown_labels(short_run):
-    config, prepared = short_run
-    tokenizer = train.load_tokenizer(config.train)
-    frame = prepared.train.head(3).assign(label="sarcastic")
-    with pytest.raises(train.TrainingError, match="sarcastic"):
-        train.encode_split(frame, tokenizer, LABELS, 32, use_weights=True)
-
-
-def test_collator_pads_dynamically_or_to_a_fixed_length(short_run):
-    config, prepared = short_run
-    tokenizer = train.load_tokenizer(config.train)
-    encoded = train.encode_split(prepared.train.head(4), tokenizer, LABELS, 32, use_weights=True)
-    features = [encoded[index] for index in range(len(encoded))]
-    longest = max(len(item["input_ids"]) for item in features)
-    dynamic = train.TweetCollator(tokenizer)(features)
-    assert dynamic["input_ids"].shape == (4, longest)
-    assert dynamic["labels"].dtype == torch.long
-    assert dynamic["sample_weight"].shape == (4,)
-    assert train.TweetCollator(tokenizer, pad_to_multiple_of=8)(features)["input_ids"].shape[1] % 8 == 0
-    assert train.TweetCollator(tokenizer, pad_to_length=48)(features)["input_ids"].shape == (4, 48)
-
-
-def test_speed_measurement_reports_every_variant(short_run, monkeypatch):
-    config, prepared = short_run
-    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
-    texts = prepared.train["text"].tolist()
-    rows = train.measure_training_speed(
-        config, texts, LABELS, prepared.train["label"].tolist(), batches=1, warmup_batches=1
-    )
-    # Without bf16 support the bf16 variant is skipped, not faked.
-    assert [row["variant"] for row in rows] == [variant.name for variant in train.SPEED_VARIANTS if not variant.bf16]
-    assert rows[0]["padded_tokens_per_batch"] == config.train.batch_size * 128
-    assert rows[1]["padded_tokens_per_batch"] < rows[0]["padded_tokens_per_batch"]
-    assert all(row["samples_per_second"] > 0 for row in rows)
-    table = train.format_speed_table(rows)
-    assert "samples/s" in table
-    assert "1.0x" in table
-    with pytest.raises(train.TrainingError, match="needs"):
-        train.measure_training_speed(config, texts[:3], LABELS, ["negative"] * 3)
-
-
-def test_git_commit_and_sha256(tmp_path):
-    (tmp_path / "file.txt").write_bytes(b"abc")
-    assert file_sha256(tmp_path / "file.txt") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-    assert train.git_commit(tmp_path) is None
-    commit = train.git_commit(Path(__file__).parent)
-    assert commit is None or len(commit) == 40
-
-
-def test_manifest_round_trips(short_run, tmp_path):
-    config, prepared = short_run
-    manifest = train._manifest(config, LABELS, prepared, {"steps": 1}, None)
-    manifest.save(tmp_path)
-    assert ModelManifest.load(tmp_path).training == {"steps": 1}
-    assert manifest.max_chars == config.inference.max_chars
 
 
 @pytest.mark.slow
@@ -434,26 +305,3 @@ def test_smoke_run_on_the_real_base_model(tmp_path):
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert not math.isnan(metrics["test"]["macro_f1"])
     assert elapsed < 120, f"smoke run took {elapsed:.0f} s"
-
-
-def test_speed_script_prints_a_table_or_json(synthetic_config, capsys, monkeypatch):
-    monkeypatch.setattr(train, "cpu_supports_bf16", lambda: False)
-    arguments = ["--config", str(synthetic_config), "--set", "train.tiny_model=true", "--batches", "1"]
-    assert train.speed_main([*arguments, "--warmup-batches", "0", "--json"]) == cli.EXIT_OK
-    rows = json.loads(capsys.readouterr().out)
-    assert [row["variant"] for row in rows] == [variant.name for variant in train.SPEED_VARIANTS if not variant.bf16]
-    assert train.speed_main([*arguments, "--warmup-batches", "0"]) == cli.EXIT_OK
-    assert capsys.readouterr().out.startswith("variant")
-    # More batches than the training split holds: a one-line user error, not a traceback.
-    assert train.speed_main([*arguments, "--batches", "1000"]) == cli.EXIT_USAGE
-
-
-def test_tiny_model_carries_the_labels_and_can_freeze_embeddings(short_run):
-    config, _ = short_run
-    tokenizer = train.load_tokenizer(config.train)
-    frozen = train.build_model(config.train.model_copy(update={"freeze_embeddings": True}), LABELS, tokenizer)
-    assert frozen.config.id2label == dict(enumerate(LABELS))
-    assert not any(parameter.requires_grad for parameter in frozen.bert.embeddings.parameters())
-    assert all(parameter.requires_grad for parameter in frozen.classifier.parameters())
-    trainable = train.build_model(config.train, LABELS, tokenizer)
-    assert all(parameter.requires_grad for parameter in trainable.bert.embeddings.parameters())

@@ -189,7 +189,7 @@ def format_trust_report(
     n_texts: int,
 ) -> str:
     """The README's trust block: ECE before/after and coverage (from metrics.json), deletion test, latency."""
-    from tweet_classifier.training.calibration import review_outcome
+    from tweet_classifier.inference.calibration import review_outcome
 
     calibration, selective = metrics.get("calibration"), metrics.get("selective")
     lines = []

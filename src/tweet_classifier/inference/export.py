@@ -13,7 +13,7 @@
                                max probability difference, macro-F1 on test, measured latency
     DIR/reference.json, DIR/canary.jsonl, DIR/canary.json
                                only when missing (a folder trained before models carried them): what the
-                               server needs from the training data (``train.write_serving_files``)
+                               server needs from the training data (``serving_files.write_serving_files``)
 
 Why these choices:
 
@@ -101,6 +101,7 @@ from tweet_classifier.inference.predictor import (
     file_sha256,
     rust_encoder,
 )
+from tweet_classifier.inference.serving_files import write_missing_serving_files
 
 if TYPE_CHECKING:
     from tweet_classifier.data.prepared import PreparedData
@@ -741,34 +742,6 @@ def _cascade_summary(
             "validation": {batching.name: round(batching.fallback_fraction(margin), 6) for batching in validation},
         },
     }
-
-
-def write_missing_serving_files(model_dir: Path, config: RunConfig, prepared: PreparedData) -> bool:
-    """A folder trained before models carried their drift reference and canary rows gets them here, scored
-    by the same torch fp32 code as training (``evaluate.predict_probabilities``); returns whether it wrote them."""
-    from tweet_classifier.artifact import REFERENCE_NAME, ArtifactError, read_canary
-    from tweet_classifier.training.evaluate import load_model, predict_probabilities
-    from tweet_classifier.training.train import write_serving_files
-
-    try:
-        complete = (model_dir / REFERENCE_NAME).is_file() and read_canary(model_dir) is not None
-    except ArtifactError as error:
-        logger.warning("%s; rewriting the canary rows", error)
-        complete = False
-    if complete:
-        return False
-    loaded = load_model(model_dir)
-    probabilities = predict_probabilities(
-        loaded.model,
-        loaded.tokenizer,
-        prepared.test["text"].astype(str).tolist(),
-        max_length=loaded.manifest.max_length,
-        batch_size=config.evaluate.batch_size,
-        bf16=config.evaluate.bf16,
-    )
-    predicted = [loaded.manifest.labels[index] for index in probabilities.argmax(axis=1)]
-    write_serving_files(model_dir, prepared, loaded.tokenizer, config, predicted, written_by="export")
-    return True
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tweet_classifier.artifact import ModelManifest, write_json_atomic
+from tweet_classifier.inference.calibration import read_calibration
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,6 @@ def write_portable_pipeline(folder: str | Path) -> None:
 
 
 def _temperature(folder: Path) -> float:
-    # calibration.py pulls in scipy; only this writer needs it, not every importer of portable.
-    from tweet_classifier.training.calibration import read_calibration
-
     calibration = read_calibration(folder)
     return 1.0 if calibration is None else calibration.temperature
 

@@ -55,8 +55,8 @@ from tweet_classifier.artifact import (
 )
 from tweet_classifier.config import NormalizeConfig
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.inference.calibration import Calibration, CalibrationError, read_calibration
 from tweet_classifier.text import NORMALIZER_VERSION, normalize_tweet
-from tweet_classifier.training.calibration import Calibration, CalibrationError, read_calibration
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tweet_classifier.inference.calibration import review_outcome
 from tweet_classifier.inference.explain import WordAttribution, highlighted_segments
 from tweet_classifier.serving.csv_batch import CsvResult
 from tweet_classifier.serving.impact import Impact
-from tweet_classifier.training.calibration import review_outcome
 
 
 def escape(value: object) -> str:

@@ -20,35 +20,31 @@ applied by ``Predictor`` to every backend's logits (one place: ``Predictor._prob
 
 ECE and the reliability diagram use ``evaluate.ece_bins`` equal-width confidence bins (10 by default),
 the same definition as ``metrics.expected_calibration_error``. Temperature scaling is fitted on
-log-probabilities where only probabilities are at hand (``evaluate.predict_probabilities``):
+log-probabilities where only probabilities are at hand (``inference.scoring.score_texts``):
 ``softmax(log p / T) == softmax(z / T)`` because ``log p`` differs from the logits ``z`` by a per-row
 constant.
 
-Command: ``tweet-classifier calibrate --model DIR`` fits both for a folder trained before this existed,
-reading the validation and test splits through the data pipeline with the folder's own run config.
-
-``Predictor`` imports this module to read ``calibration.json``: scikit-learn and scipy are imported only
-inside the fitting functions, so an ONNX-only start stays fast.
+This module fits and writes; what every backend applies (reading ``calibration.json``, the review
+verdict's wording) is ``inference/calibration.py``, so the ``Predictor`` never imports training. The
+command ``tweet-classifier calibrate --model DIR`` (``calibrate.py``) fits both for an existing folder.
+scipy is imported inside the two functions that use it (start-up time of `train` and `evaluate`).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tweet_classifier.artifact import CALIBRATION_NAME, file_sha256, read_json, write_json_atomic
-from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.artifact import CALIBRATION_NAME, file_sha256, write_json_atomic
+from tweet_classifier.inference.calibration import CALIBRATION_FORMAT_VERSION, CalibrationError
+from tweet_classifier.metrics import classification_report_dict, expected_calibration_error
 
 logger = logging.getLogger(__name__)
 
-CALIBRATION_FORMAT_VERSION = 1
 # 1/T is searched in this range: T from 0.02 to 50 covers any model a softmax head trains into.
 _INVERSE_TEMPERATURE_BOUNDS = (0.02, 50.0)
 # Log-probabilities are clipped here: a float32 probability that underflowed to 0 would be -inf.
@@ -57,19 +53,6 @@ _MIN_PROBABILITY = 1e-30
 COVERAGE_LEVELS = (1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)
 # Points of the risk-coverage curve kept in calibration.json (for the Model tab's plot).
 CURVE_POINTS = 50
-
-
-class CalibrationError(TweetClassifierError):
-    """Calibration cannot be fitted or read; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """What ``Predictor`` applies: the temperature and the review threshold (``None``: nothing is flagged)."""
-
-    temperature: float
-    review_threshold: float | None
-    weights_sha256: str | None = None
 
 
 def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
@@ -86,6 +69,7 @@ def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def negative_log_likelihood(logits: np.ndarray, truth_index: np.ndarray, temperature: float = 1.0) -> float:
+    # scipy loads only when a fit runs (start-up time of the commands that import this module).
     from scipy.special import log_softmax
 
     scores = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)
@@ -95,6 +79,7 @@ def negative_log_likelihood(logits: np.ndarray, truth_index: np.ndarray, tempera
 def fit_temperature(logits: np.ndarray, truth_index: Sequence[int]) -> float:
     """The temperature minimising the NLL of ``softmax(logits / T)`` on these rows (1 when every row is
     classified correctly: the NLL then has no minimum)."""
+    # scipy loads only when a fit runs (start-up time of the commands that import this module).
     from scipy.optimize import minimize_scalar
 
     values = np.asarray(logits, dtype=np.float64)
@@ -243,47 +228,10 @@ def choose_threshold(
     }
 
 
-def review_outcome(review: Mapping[str, Any]) -> str:
-    """One sentence on how the review threshold was chosen, for the card, the Model tab and the trust
-    report, from calibration.json's ``review`` or metrics.json's ``selective``. Files written before the
-    coverage guard (no ``min_coverage``, ``reached`` instead of ``target_reached``) still read."""
-    metric, target, threshold = review["metric"], review["target"], review["threshold"]
-    value, coverage = review.get("value"), review.get("coverage")
-    if "min_coverage" not in review:
-        if review.get("reached") is False:
-            return (
-                f"Target {metric} >= {target} is not reached on validation at any coverage, so the threshold "
-                f"{threshold:.3f} flags every prediction (fitted before the coverage guard: re-run "
-                "`tweet-classifier calibrate`)."
-            )
-        kept = f": {value:.3f} on {100 * coverage:.1f}% of validation" if value is not None else ""
-        return f"Threshold {threshold:.3f} is the lowest keeping {metric} >= {target} on validation{kept}."
-    guard = f">= {100 * review['min_coverage']:.0f}% coverage (and >= {review['min_kept']} rows)"
-    kept = f"{value:.3f} on {100 * coverage:.1f}% of validation"
-    small = (
-        ""
-        if review.get("guard_met", True)
-        else " Validation is smaller than the guard (review.min_kept, review.min_per_class), so only the "
-        "whole split was judged."
-    )
-    if review.get("target_reached", True):
-        return (
-            f"Threshold {threshold:.3f} is the lowest keeping {metric} >= {target} on validation at {guard}: "
-            f"{kept}.{small}"
-        )
-    return (
-        f"Target {metric} >= {target} is not reachable on validation at {guard}; threshold set at "
-        f"{threshold:.3f}, the best {metric} there: {kept} (lower review.target or review.min_coverage and "
-        f"re-calibrate to change it).{small}"
-    )
-
-
 def _kept_report(
     y_true: Sequence[str], probabilities: np.ndarray, labels: Sequence[str], threshold: float
 ) -> dict[str, Any]:
     """Coverage and the metrics of the predictions a threshold keeps."""
-    from tweet_classifier.metrics import classification_report_dict
-
     probs = np.asarray(probabilities, dtype=np.float64)
     kept = probs.max(axis=1) >= threshold
     row: dict[str, Any] = {"threshold": round(threshold, 6), "coverage": float(kept.mean()), "n_kept": int(kept.sum())}
@@ -346,8 +294,6 @@ def fit_calibration(
     """``(calibration.json payload without the weights hash, metrics.json additions)`` from the torch fp32
     (uncalibrated) probabilities of the validation and test splits. The ``min_*`` guard the threshold
     search (``choose_threshold``; ``min_per_class`` applies to the macro metrics only)."""
-    from tweet_classifier.metrics import expected_calibration_error
-
     label_index = {label: index for index, label in enumerate(labels)}
     validation_logits = log_probabilities(validation_probabilities)
     test_logits = log_probabilities(test_probabilities)
@@ -468,79 +414,3 @@ def write_calibration(
         metrics["selective"]["test"]["macro_f1"],
     )
     return metrics
-
-
-def read_calibration(model_dir: Path) -> Calibration | None:
-    """The folder's calibration, ``None`` when it has none; ``CalibrationError`` when it is unreadable."""
-    path = Path(model_dir) / CALIBRATION_NAME
-    if not path.is_file():
-        return None
-    fix = f"re-run `tweet-classifier calibrate --model {model_dir}`"
-    try:
-        payload = read_json(path)
-        if payload.get("format_version") != CALIBRATION_FORMAT_VERSION:
-            raise ValueError(f"format_version {payload.get('format_version')!r}")
-        temperature = payload["temperature"]
-        threshold = payload["review"]["threshold"]
-        digest = payload.get("weights_sha256")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError, KeyError, TypeError) as error:
-        raise CalibrationError(f"{path} is unreadable ({error}): {fix}") from None
-    for name, value in (("temperature", temperature), ("review.threshold", threshold)):
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-            raise CalibrationError(f"{path}: {name} is {value!r}, not a positive number: {fix}")
-    return Calibration(float(temperature), float(threshold), digest if isinstance(digest, str) else None)
-
-
-# ---- command ------------------------------------------------------------------------------------------
-def calibrate_model_folder(model_dir: Path, config: Any) -> dict[str, Any]:
-    """Fit calibration for an existing folder: score its validation and test splits with torch fp32 (the
-    training path), write ``calibration.json``, merge the numbers into ``metrics.json``, rewrite the card."""
-    from tweet_classifier.data.prepare import prepare_data
-    from tweet_classifier.inference.portable import write_portable_pipeline
-    from tweet_classifier.training import card
-    from tweet_classifier.training.evaluate import load_model, split_probabilities
-
-    loaded = load_model(model_dir)
-    prepared = prepare_data(config)
-    if list(prepared.labels) != list(loaded.manifest.labels):
-        raise CalibrationError(
-            f"model labels {loaded.manifest.labels} differ from the data's {prepared.labels}: "
-            "pass the --config the model was trained with"
-        )
-    probabilities = {}
-    for split in ("validation", "test"):
-        frame = getattr(prepared, split)
-        if len(frame) == 0:
-            raise CalibrationError(f"the {split} split is empty: check data.split in the config")
-        probabilities[split] = split_probabilities(loaded, frame, config)
-    additions = write_calibration(
-        model_dir,
-        prepared.validation["label"].astype(str).tolist(),
-        probabilities["validation"],
-        prepared.test["label"].astype(str).tolist(),
-        probabilities["test"],
-        loaded.manifest.labels,
-        config,
-    )
-    metrics_path = model_dir / "metrics.json"
-    metrics = read_json(metrics_path) if metrics_path.is_file() else {}
-    write_json_atomic(metrics_path, metrics | additions)
-    write_portable_pipeline(model_dir)  # the transformers pipeline divides by the new temperature too
-    if "test" in metrics:
-        card.write_model_card(model_dir)
-    return additions
-
-
-def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    from tweet_classifier.arguments import add_model_folder_arguments
-
-    add_model_folder_arguments(parser)
-
-
-def run(args: argparse.Namespace, command: str) -> int:
-    from tweet_classifier.inference.export import resolve_run_config
-
-    model_dir: Path = args.model
-    config = resolve_run_config(model_dir, args.config, args.overrides)
-    calibrate_model_folder(model_dir, config)
-    return 0

@@ -17,7 +17,7 @@ import yaml
 
 from tweet_classifier.artifact import FILE_DESCRIPTIONS, ArtifactError, ModelManifest, read_canary, read_json
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.training.calibration import review_outcome
+from tweet_classifier.inference.calibration import review_outcome
 
 logger = logging.getLogger(__name__)
 

@@ -1,36 +1,36 @@
 """Score a model folder (or Hub id) on a prepared split: macro-F1, per-class, ECE, slices, worst errors.
 
-Plain torch on purpose: this is the reference the optimized inference paths are checked against, so it
-uses nothing but ``from_pretrained`` and the normalizer settings saved in the manifest. No threshold or
-prior correction is applied: the model's argmax is what is reported, so nothing is tuned on test.
+The probabilities come from the ``Predictor``'s batch path (``inference.scoring``): the torch-fp32 reference
+backend the optimized backends are checked against (``evaluate.bf16``: the torch-bf16 backend), the manifest's
+normalizer settings, no calibration. No threshold or prior correction is applied: the model's argmax is what
+is reported, so nothing is tuned on test.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tweet_classifier import arguments
-from tweet_classifier.artifact import ArtifactError, ModelManifest, check_model_folder
+from tweet_classifier.artifact import ModelManifest
 from tweet_classifier.config import NormalizeConfig, RunConfig, load_config
 from tweet_classifier.data.model_text import model_texts
+from tweet_classifier.data.prepare import prepare_data
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.inference.predictor import InvalidInputError, ModelLoadError, Predictor, resolve_model
+from tweet_classifier.inference.scoring import load_scorer, score_texts
 from tweet_classifier.metrics import classification_report_dict, slice_metrics
+from tweet_classifier.text import NORMALIZER_VERSION, text_traits
 
 if TYPE_CHECKING:
     import pandas as pd
-    import torch
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -41,111 +41,24 @@ class EvaluationError(TweetClassifierError):
     """A model or split cannot be evaluated; the message says how to fix it."""
 
 
-@dataclass
-class LoadedModel:
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    manifest: ModelManifest
-    folder: Path
-
-
 def resolve_model_folder(model: str | Path, revision: str | None = None) -> Path:
-    """A local folder as is; anything else is treated as a Hub id and downloaded (or read from the cache)."""
-    path = Path(model)
-    if path.exists():
-        return path
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", str(model)):
-        raise EvaluationError(f"model {model!r} is neither an existing folder nor a Hub id like owner/name")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
+    """A local folder as is; a Hub id downloaded (or read from the cache) at ``revision``."""
     try:
-        return Path(snapshot_download(repo_id=str(model), revision=revision))
-    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
-        raise EvaluationError(
-            f"could not fetch model {model!r} (revision {revision or 'main'}) from the Hub: {error}. "
-            "Check the id and revision, set HF_TOKEN for a private repo, or pass a local model folder"
-        ) from None
-
-
-def load_model(model: str | Path, revision: str | None = None) -> LoadedModel:
-    """Model, tokenizer and manifest of a model folder or Hub id, in eval mode on the CPU."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    folder = resolve_model_folder(model, revision)
-    try:
-        manifest = check_model_folder(folder)
-    except ArtifactError as error:
+        return resolve_model(model, revision)[0]
+    except ModelLoadError as error:
         raise EvaluationError(str(error)) from None
+
+
+def load_model(model: str | Path, revision: str | None = None, bf16: bool = False, batch_size: int = 64) -> Predictor:
+    """The scoring ``Predictor`` of a model folder or Hub id (``inference.scoring.load_scorer``)."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        loaded = AutoModelForSequenceClassification.from_pretrained(folder)
-    except (OSError, ValueError) as error:
-        raise EvaluationError(
-            f"{folder} could not be loaded by transformers ({error}); retrain or re-download it"
-        ) from None
-    model_labels = [loaded.config.id2label[index] for index in range(loaded.config.num_labels)]
-    if model_labels != list(manifest.labels):
-        raise EvaluationError(
-            f"{folder}: config.json labels {model_labels} disagree with the manifest labels {manifest.labels}; "
-            "the folder was edited by hand: retrain or re-download it"
-        )
-    loaded.eval()
-    return LoadedModel(loaded, tokenizer, manifest, folder)
-
-
-def _autocast(model: torch.nn.Module, bf16: bool) -> contextlib.AbstractContextManager[Any]:
-    import torch
-
-    if not bf16:
-        return contextlib.nullcontext()
-    device_type = next(model.parameters()).device.type
-    return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
-
-
-def predict_probabilities(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    max_length: int,
-    batch_size: int = 64,
-    bf16: bool = False,
-) -> np.ndarray:
-    """Softmax probabilities (rows in input order, columns in the model's label order).
-
-    Texts are sorted by length so each batch pads to a similar length, then put back in order.
-    """
-    import torch
-
-    if not texts:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32)
-    device = next(model.parameters()).device
-    order = np.argsort([len(text) for text in texts], kind="stable")
-    probabilities = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), _autocast(model, bf16):
-            for start in range(0, len(texts), batch_size):
-                batch_index = order[start : start + batch_size]
-                encoded = tokenizer(
-                    [texts[index] for index in batch_index],
-                    truncation=True,
-                    max_length=max_length,
-                    padding=True,
-                    return_tensors="pt",
-                ).to(device)
-                logits = model(**encoded).logits.float()
-                probabilities[batch_index] = torch.softmax(logits, dim=-1).cpu().numpy()
-    finally:
-        model.train(was_training)
-    return probabilities
+        return load_scorer(model, revision, bf16=bf16, batch_size=batch_size)
+    except ModelLoadError as error:
+        raise EvaluationError(str(error)) from None
 
 
 def build_slices(frame: pd.DataFrame, short_text_words: int) -> dict[str, list[bool]]:
     """Boolean masks for the slice metrics, from the raw text (what users wrote, before cleaning)."""
-    from tweet_classifier.text import text_traits
-
     traits = [text_traits(str(raw)) for raw in frame["raw_text"]]
     slices: dict[str, list[bool]] = {
         "short_text": [trait.n_words <= short_text_words for trait in traits],
@@ -205,8 +118,6 @@ def texts_for_model(frame: pd.DataFrame, manifest: ModelManifest, config: RunCon
     ``text`` was normalized with ``config.normalize``; when the model was trained with other normalizer
     settings, the raw text is repaired and normalized again with the model's own settings.
     """
-    from tweet_classifier.text import NORMALIZER_VERSION
-
     if manifest.normalizer == config.normalize.model_dump() and manifest.normalizer_version == NORMALIZER_VERSION:
         return frame["text"].astype(str).tolist()
     logger.warning(
@@ -217,26 +128,22 @@ def texts_for_model(frame: pd.DataFrame, manifest: ModelManifest, config: RunCon
     return model_texts(frame["raw_text"].astype(str).tolist(), config.cleaning, NormalizeConfig(**manifest.normalizer))
 
 
-def evaluate_loaded(loaded: LoadedModel, frame: pd.DataFrame, config: RunConfig) -> dict[str, Any]:
-    unknown = sorted(set(frame["label"].astype(str)) - set(loaded.manifest.labels))
+def evaluate_loaded(loaded: Predictor, frame: pd.DataFrame, config: RunConfig) -> dict[str, Any]:
+    unknown = sorted(set(frame["label"].astype(str)) - set(loaded.labels))
     if unknown:
         raise EvaluationError(
-            f"the split has labels {unknown} that the model does not know ({loaded.manifest.labels}); "
+            f"the split has labels {unknown} that the model does not know ({loaded.labels}); "
             "evaluate with the config the model was trained on"
         )
-    return score_predictions(frame, split_probabilities(loaded, frame, config), loaded.manifest.labels, config)
+    return score_predictions(frame, split_probabilities(loaded, frame, config), loaded.labels, config)
 
 
-def split_probabilities(loaded: LoadedModel, frame: pd.DataFrame, config: RunConfig) -> np.ndarray:
-    """The torch fp32 (uncalibrated) probabilities of a split's texts, normalized as the model expects."""
-    return predict_probabilities(
-        loaded.model,
-        loaded.tokenizer,
-        texts_for_model(frame, loaded.manifest, config),
-        max_length=loaded.manifest.max_length,
-        batch_size=config.evaluate.batch_size,
-        bf16=config.evaluate.bf16,
-    )
+def split_probabilities(loaded: Predictor, frame: pd.DataFrame, config: RunConfig) -> np.ndarray:
+    """The (uncalibrated) probabilities of a split's texts, normalized as the model expects."""
+    try:
+        return score_texts(loaded, texts_for_model(frame, loaded.manifest, config))
+    except InvalidInputError as error:
+        raise EvaluationError(f"a row of the split cannot be scored: {error}") from None
 
 
 def evaluate_model(
@@ -248,7 +155,7 @@ def evaluate_model(
     frame = getattr(prepared, split)
     if len(frame) == 0:
         raise EvaluationError(f"split {split!r} is empty: check data.max_rows and the split fractions")
-    loaded = load_model(model_dir, revision)
+    loaded = load_model(model_dir, revision, bf16=config.evaluate.bf16, batch_size=config.evaluate.batch_size)
     report = evaluate_loaded(loaded, frame, config)
     report["split"] = split
     report["model"] = str(model_dir)
@@ -285,8 +192,6 @@ def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace, command: str) -> int:
-    from tweet_classifier.data.prepare import prepare_data
-
     config = load_config(args.config, args.overrides)
     prepared = prepare_data(config)
     report = evaluate_model(args.model, prepared, args.split, config, revision=args.revision)
