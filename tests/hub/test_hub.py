@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 
 from tests.conftest import REPO_ROOT
 from tests.hub_stub import CANARY_TOKEN, HubStub, connect_hub_client
-from tweet_classifier import cli
+from tweet_classifier import cli, hub_client
 from tweet_classifier.config import HubConfig, load_config
 from tweet_classifier.hub import publish as hub
 from tweet_classifier.inference.portable import write_portable_pipeline
@@ -331,7 +331,7 @@ def test_push_deletes_allow_listed_files_the_new_folder_lacks(model_folder, hub_
 
 
 def test_push_keeps_files_it_does_not_manage(model_folder, hub_stub, capsys):
-    hub_stub_api = hub._hub_api(hub_stub.endpoint)
+    hub_stub_api = hub_client.hub_api(hub_stub.endpoint)
     hub_stub_api.create_repo(REPO_ID)
     hub_stub_api.upload_file(path_or_fileobj=b"logo", path_in_repo="assets/logo.png", repo_id=REPO_ID)
     assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
@@ -386,7 +386,7 @@ def test_a_revision_moved_during_the_push_is_not_clobbered(model_folder, hub_stu
 
     def list_then_someone_commits(self, *args, **kwargs):
         files = list_files(self, *args, **kwargs)
-        other = hub._hub_api(hub_stub.endpoint)
+        other = hub_client.hub_api(hub_stub.endpoint)
         other.upload_file(path_or_fileobj=b"theirs", path_in_repo="notes.txt", repo_id=REPO_ID)
         return files
 
@@ -401,12 +401,12 @@ def test_a_revision_moved_during_the_push_is_not_clobbered(model_folder, hub_stu
 
 def test_a_retry_after_someone_else_committed_stops_with_nothing_changed(model_folder, hub_stub, monkeypatch):
     assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
-    api = hub._hub_api(hub_stub.endpoint)
+    api = hub_client.hub_api(hub_stub.endpoint)
     parent = hub_stub.head(REPO_ID)
     api.upload_file(path_or_fileobj=b"theirs", path_in_repo="notes.txt", repo_id=REPO_ID)
     with pytest.raises(hub.HubError, match=r"moved to .* while this push was in flight"):
-        hub._landed_commit(api, REPO_ID, "model", "main", parent, "a title nobody used")
-    assert hub._landed_commit(api, REPO_ID, "model", "main", hub_stub.head(REPO_ID), "x") is None
+        hub_client.landed_commit(api, REPO_ID, "model", "main", parent, "a title nobody used")
+    assert hub_client.landed_commit(api, REPO_ID, "model", "main", hub_stub.head(REPO_ID), "x") is None
 
 
 def test_transient_failure_on_repo_creation_is_retried(model_folder, hub_stub, capsys):
@@ -499,50 +499,6 @@ def test_predictor_loads_the_pushed_model_at_a_pinned_revision(model_folder, hub
         local.model, local.tokenizer, [prediction.normalized_text], max_length=local.manifest.max_length
     )[0]
     assert list(prediction.scores.values()) == pytest.approx(list(expected), abs=1e-5)
-
-
-# -- retries (unit) --------------------------------------------------------------------------------------------
-
-
-class _FakeResponse:
-    def __init__(self, status_code: int, headers: dict[str, str] | None = None) -> None:
-        self.status_code = status_code
-        self.headers = headers or {}
-
-
-class _FakeHttpError(Exception):
-    def __init__(self, status_code: int, headers: dict[str, str] | None = None) -> None:
-        super().__init__(f"status {status_code}")
-        self.response = _FakeResponse(status_code, headers)
-        self.server_message = "server says no"
-
-
-def test_backoff_doubles_up_to_the_cap_and_honours_retry_after():
-    waits: list[float] = []
-    answers = iter(
-        [_FakeHttpError(500), _FakeHttpError(502), _FakeHttpError(503), _FakeHttpError(429, {"Retry-After": "7"})]
-    )
-
-    def flaky() -> str:
-        error = next(answers, None)
-        if error is not None:
-            raise error
-        return "done"
-
-    config = HubConfig(max_retries=4, retry_base_delay_s=1.0, retry_max_delay_s=3.0)
-    assert hub.call_with_retries(flaky, "commit", config, sleep=waits.append) == "done"
-    assert waits == [1.0, 2.0, 3.0, 3.0]
-
-
-def test_non_transient_errors_are_not_retried():
-    waits: list[float] = []
-
-    def forbidden() -> None:
-        raise _FakeHttpError(403)
-
-    with pytest.raises(_FakeHttpError):
-        hub.call_with_retries(forbidden, "commit", HubConfig(), sleep=waits.append)
-    assert waits == []
 
 
 # -- config on the command line ----------------------------------------------------------------------------------

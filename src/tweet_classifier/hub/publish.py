@@ -28,7 +28,7 @@ token-shaped strings before anything is sent. Transient failures (5xx, 429, drop
 retried with exponential backoff (``hub.max_retries``, ``hub.retry_base_delay_s``). A commit names its
 parent (``parent_commit``) and is never re-sent blindly: a retry first reads the revision's history, so a
 commit whose answer was lost is found rather than made twice, and a revision someone else moved meanwhile
-stops the push instead of being clobbered (``_commit_folder``).
+stops the push instead of being clobbered (``hub_client.commit_folder``).
 
 Exit codes of both commands: 0 done, 1 the Hub stayed unavailable after the retries (nothing changed),
 2 a problem the user can fix (folder, token, repo id, permissions, offline mode).
@@ -46,11 +46,10 @@ import re
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -66,15 +65,23 @@ from tweet_classifier.artifact import (
     read_json,
 )
 from tweet_classifier.config import ConfigError, HubConfig, load_config, parse_override
-from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.hub_client import (
+    HubError,
+    HubUnavailableError,
+    call_with_retries,
+    check_repo_id,
+    commit_folder,
+    hub_api,
+    is_hub_http_error,
+    status_code,
+    user_error,
+)
 from tweet_classifier.inference.portable import PIPELINE_FILES, write_portable_pipeline
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
 
 logger = logging.getLogger(__name__)
-
-ResultT = TypeVar("ResultT")
 
 # What a model repo may hold, as repo paths (``*`` stays inside one folder). Anything else is left out,
 # among it onnx/model-bf16.pt2: native code compiled for the exporting machine's CPU and torch.
@@ -141,19 +148,9 @@ TOKEN_PATTERNS = (
     re.compile(rb"(?i)\b[A-Z_]*(?:API_KEY|TOKEN)\b\s*[:=]\s*['\"]?[A-Za-z0-9_\-]{32,}"),
 )
 TEXT_SUFFIXES = (".json", ".yaml", ".yml", ".md", ".txt", ".py", ".cfg", ".toml")
-REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 COMMIT_SHA_PATTERN = re.compile(r"^[0-9a-f]{40}$")
-TRANSIENT_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 EXIT_HUB_UNAVAILABLE = 1
-
-
-class HubError(TweetClassifierError):
-    """A push or deploy the user can fix: bad folder, missing token, bad repo id, no permission."""
-
-
-class HubUnavailableError(Exception):
-    """The Hub kept failing with transient errors after every retry; nothing was changed there."""
 
 
 @dataclass(frozen=True)
@@ -334,82 +331,6 @@ def space_requirements(requirements: Path) -> str:
 # -- talking to the Hub ----------------------------------------------------------------------------------
 
 
-def _status_code(error: BaseException) -> int | None:
-    response = getattr(error, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def is_transient(error: BaseException) -> bool:
-    """5xx / 429 / 408 answers and transport failures (refused, reset, timed out) are worth retrying."""
-    import httpx2
-
-    if isinstance(error, httpx2.TransportError):
-        return True
-    return _status_code(error) in TRANSIENT_STATUS_CODES
-
-
-def describe_error(error: BaseException) -> str:
-    """One line: status and the server's message (never request headers, so never a token)."""
-    status = _status_code(error)
-    if status is None:
-        return f"{type(error).__name__}: {error}".splitlines()[0]
-    server_message = getattr(error, "server_message", None) or str(error).splitlines()[0]
-    return f"HTTP {status}: {server_message}".replace("\n", " ")
-
-
-def call_with_retries(
-    action: Callable[[], ResultT],
-    what: str,
-    config: HubConfig,
-    sleep: Callable[[float], None] = time.sleep,
-) -> ResultT:
-    """Run ``action``; on a transient error wait base, 2*base, 4*base ... and try again."""
-    for attempt in range(config.max_retries + 1):
-        try:
-            return action()
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            if attempt == config.max_retries:
-                raise HubUnavailableError(
-                    f"{what} failed {attempt + 1} times ({describe_error(error)}); the Hub was left as it was, "
-                    "try again later"
-                ) from None
-            delay = min(config.retry_max_delay_s, config.retry_base_delay_s * 2**attempt)
-            retry_after = getattr(getattr(error, "response", None), "headers", {}).get("Retry-After", "")
-            if retry_after.isdigit():
-                delay = min(config.retry_max_delay_s, max(delay, float(retry_after)))
-            logger.warning(
-                "%s: %s; retry %d/%d in %.2fs", what, describe_error(error), attempt + 1, config.max_retries, delay
-            )
-            sleep(delay)
-    raise AssertionError("unreachable")  # the loop either returns or raises
-
-
-def _user_error(error: BaseException, repo_id: str, what: str) -> HubError:
-    """Turn a non-transient Hub answer into a one-line message that says what to do."""
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    status = _status_code(error)
-    if status == 412:
-        advice = "the revision moved while pushing (another commit landed); nothing was committed: rerun the push"
-    elif isinstance(error, RevisionNotFoundError):
-        advice = "check the revision (a branch name or a 40-character commit SHA)"
-    elif isinstance(error, RepositoryNotFoundError) or status == 404:
-        advice = f"check that {repo_id} exists and that your token can read it"
-    elif status in (401, 403):
-        advice = f"check that HF_TOKEN is valid and has write access to {repo_id.split('/')[0]}"
-    else:
-        advice = "fix the request or retry"
-    return HubError(f"{what} failed for {repo_id} ({describe_error(error)}): {advice}")
-
-
-def check_repo_id(repo_id: str | None, flag: str) -> str:
-    if not repo_id or not REPO_ID_PATTERN.match(repo_id) or ".." in repo_id:
-        raise HubError(f"{flag} must look like ORG/NAME (letters, digits, '-', '_', '.'), got {repo_id!r}")
-    return repo_id
-
-
 def require_hub_access() -> None:
     """Fail before any work when offline mode is on or no token is available."""
     from huggingface_hub import constants, get_token
@@ -430,98 +351,6 @@ def _current_secrets() -> list[str]:
     from huggingface_hub import get_token
 
     return [secret for secret in (get_token(), os.environ.get("WANDB_API_KEY")) if secret]
-
-
-def _hub_api(endpoint: str | None) -> HfApi:
-    from huggingface_hub import HfApi
-
-    # endpoint=None: HfApi falls back to HF_ENDPOINT (read by huggingface_hub at import) or huggingface.co.
-    return HfApi(endpoint=endpoint or None)
-
-
-@dataclass(frozen=True)
-class LandedCommit:
-    """A commit found on the Hub after its answer was lost: what ``create_commit`` would have returned."""
-
-    oid: str
-    commit_url: str
-
-
-def _landed_commit(api: HfApi, repo_id: str, repo_type: str, revision: str, parent: str, title: str) -> Any:
-    """Our commit if it is the revision's head (its title, directly on ``parent``); None if nothing landed.
-
-    Raises when someone else moved the revision meanwhile: a blind retry would then rebase our files on
-    their commit (``parent_commit`` makes the Hub refuse that anyway).
-    """
-    history = api.list_repo_commits(repo_id, repo_type=repo_type, revision=revision)
-    head = history[0].commit_id
-    if head == parent:
-        return None
-    if history[0].title == title and len(history) > 1 and history[1].commit_id == parent:
-        prefix = "" if repo_type == "model" else f"{repo_type}s/"
-        return LandedCommit(head, f"{api.endpoint}/{prefix}{repo_id}/commit/{head}")
-    raise HubError(
-        f"{repo_id}@{revision} moved to {head[:12]} while this push was in flight (another commit landed); "
-        "nothing of this push was committed: rerun it to publish on top of the new revision"
-    )
-
-
-def _commit_folder(
-    api: HfApi,
-    staging: Path,
-    files: list[str],
-    *,
-    repo_id: str,
-    repo_type: str,
-    revision: str,
-    allow_list: Sequence[str],
-    commit_message: str,
-    commit_description: str,
-    config: HubConfig,
-) -> tuple[Any, list[str]]:
-    """One commit: add every staged file and delete allow-listed files the new set no longer has.
-
-    The commit names its parent (``parent_commit``, the head the file list was read at), so it lands only
-    on the revision it was planned against. A retry never re-sends blindly: after a failed attempt the
-    revision's history says whether the commit landed anyway (its answer was lost), in which case that
-    commit is the result; whether nothing landed, in which case the same commit is sent again; or whether
-    someone else moved the revision, which stops the push with nothing changed.
-    """
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-
-    parent = call_with_retries(
-        lambda: api.repo_info(repo_id, repo_type=repo_type, revision=revision).sha, "read the revision", config
-    )
-    existing = call_with_retries(
-        lambda: api.list_repo_files(repo_id, repo_type=repo_type, revision=parent), "list files", config
-    )
-    stale = sorted(path for path in existing if is_allowed(path, allow_list) and path not in files)
-    attempted = False
-
-    def commit() -> Any:
-        nonlocal attempted
-        if attempted:
-            landed = _landed_commit(api, repo_id, repo_type, revision, parent, commit_message)
-            if landed is not None:
-                logger.warning("commit: the previous attempt had landed (%s); not sending it again", landed.oid)
-                return landed
-        attempted = True
-        # Fresh operation objects per attempt: huggingface_hub marks them as used once committed.
-        operations: list[Any] = [
-            CommitOperationAdd(path_in_repo=relative, path_or_fileobj=str(staging / relative)) for relative in files
-        ]
-        operations += [CommitOperationDelete(path_in_repo=path) for path in stale]
-        return api.create_commit(
-            repo_id,
-            operations,
-            commit_message=commit_message,
-            commit_description=commit_description,
-            repo_type=repo_type,
-            revision=revision,
-            parent_commit=parent,
-        )
-
-    return call_with_retries(commit, "commit", config), stale
 
 
 def _commit_text(staging: Path, model_name: str, files: list[str]) -> tuple[str, str]:
@@ -557,7 +386,7 @@ def push_model_folder(
         files = stage_model_files(folder, staging, repo_id)
         scan_for_secrets(staging, files, _current_secrets())
         summary, description = _commit_text(staging, folder.resolve().name, files)
-        api = _hub_api(endpoint)
+        api = hub_api(endpoint)
         what = "create repo"
         try:
             call_with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True), what, config)
@@ -565,14 +394,14 @@ def push_model_folder(
                 what = "create branch"
                 call_with_retries(lambda: api.create_branch(repo_id, branch=revision, exist_ok=True), what, config)
             what = "commit"
-            info, deleted = _commit_folder(
+            info, deleted = commit_folder(
                 api,
                 staging,
                 files,
                 repo_id=repo_id,
                 repo_type="model",
                 revision=revision,
-                allow_list=MODEL_ALLOW_LIST,
+                owns=lambda path: is_allowed(path, MODEL_ALLOW_LIST),
                 commit_message=summary,
                 commit_description=description,
                 config=config,
@@ -580,17 +409,11 @@ def push_model_folder(
         except HubUnavailableError:
             raise
         except Exception as error:
-            if _status_code(error) is None and not _is_hub_error(error):
+            if status_code(error) is None and not is_hub_http_error(error):
                 raise
-            raise _user_error(error, repo_id, what) from None
+            raise user_error(error, repo_id, what) from None
     logger.info("pushed %d files to %s@%s: %s", len(files), repo_id, revision, info.commit_url)
     return PublishResult(repo_id, "model", revision, files, deleted, info.oid, info.commit_url)
-
-
-def _is_hub_error(error: BaseException) -> bool:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    return isinstance(error, HfHubHTTPError)
 
 
 def dry_run_model_folder(model_dir: str | Path, out_dir: str | Path, repo_id: str, revision: str) -> PublishResult:
@@ -639,7 +462,7 @@ def deploy_space(
         staging = Path(staging_name)
         files, card = stage_space_files(source_root, staging)
         scan_for_secrets(staging, files, _current_secrets())
-        api = _hub_api(endpoint)
+        api = hub_api(endpoint)
         what = "resolve model revision"
         variables: dict[str, str] = {}
         try:
@@ -655,14 +478,14 @@ def deploy_space(
                 config,
             )
             what = "commit"
-            info, deleted = _commit_folder(
+            info, deleted = commit_folder(
                 api,
                 staging,
                 files,
                 repo_id=space_id,
                 repo_type="space",
                 revision="main",
-                allow_list=(*SPACE_ALLOW_LIST, *SPACE_FORMER_PATHS),
+                owns=lambda path: is_allowed(path, (*SPACE_ALLOW_LIST, *SPACE_FORMER_PATHS)),
                 commit_message="Deploy the tweet-classifier app",
                 commit_description=f"files: {', '.join(files)}",
                 config=config,
@@ -675,9 +498,9 @@ def deploy_space(
         except HubUnavailableError:
             raise
         except Exception as error:
-            if _status_code(error) is None and not _is_hub_error(error):
+            if status_code(error) is None and not is_hub_http_error(error):
                 raise
-            raise _user_error(error, model_id if what == "resolve model revision" else space_id, what) from None
+            raise user_error(error, model_id if what == "resolve model revision" else space_id, what) from None
     logger.info("deployed %d files to Space %s: %s", len(files), space_id, info.commit_url)
     return PublishResult(space_id, "space", "main", files, deleted, info.oid, info.commit_url, variables=variables)
 

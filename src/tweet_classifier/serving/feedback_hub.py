@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.hub_client import is_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ class HubFeedbackLog:
     def __init__(self, repo_id: str, folder: str | Path, every_minutes: float) -> None:
         from huggingface_hub import constants, get_token
 
-        from tweet_classifier.hub.publish import REPO_ID_PATTERN
-
-        if not REPO_ID_PATTERN.match(repo_id) or ".." in repo_id:
+        if not is_repo_id(repo_id):
             raise FeedbackRepoError(f"FEEDBACK_REPO must be a Hub dataset id like ORG/NAME, got {repo_id!r}")
         if constants.is_offline_mode():
             raise FeedbackRepoError(
