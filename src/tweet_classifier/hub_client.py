@@ -3,9 +3,10 @@ one line that says what to do for the rest, and a commit that lands once.
 
 Shared vocabulary (a bottom layer): ``hub`` (push, deploy-space, promote), ``serving`` (the feedback dataset),
 ``inference`` and ``training`` (a model given as a Hub id) and ``data`` (a Hub dataset) all ask the same
-questions, and none of them may import another stage to get the answer. It imports only ``config`` and
-``errors``; ``huggingface_hub`` is imported where a function first needs it (it costs about 0.3 s, which
-``import tweet_classifier`` and the server's start-up do not pay for a model that is a local folder).
+questions, and none of them may import another stage to get the answer. It imports only ``errors`` (and
+``config``'s ``HubConfig`` for type checking), so ``artifact`` can use it; ``huggingface_hub`` is imported
+where a function first needs it (it costs about 0.3 s, which ``import tweet_classifier`` and the server's
+start-up do not pay for a model that is a local folder).
 
 The one commit, ``commit_folder``, names its parent (``parent_commit``) and is never re-sent blindly: a
 retry first reads the revision's history, so a commit whose answer was lost is found rather than made
@@ -21,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tweet_classifier.config import HubConfig
 from tweet_classifier.errors import TweetClassifierError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
+
+    from tweet_classifier.config import HubConfig
 
 logger = logging.getLogger(__name__)
 
