@@ -189,6 +189,8 @@ def format_trust_report(
     n_texts: int,
 ) -> str:
     """The README's trust block: ECE before/after and coverage (from metrics.json), deletion test, latency."""
+    from tweet_classifier.training.calibration import review_outcome
+
     calibration, selective = metrics.get("calibration"), metrics.get("selective")
     lines = []
     if calibration and selective:
@@ -198,9 +200,9 @@ def format_trust_report(
             f"{calibration['temperature']:.3f} fitted on validation): ECE {test['ece_before']:.4f} -> "
             f"{test['ece_after']:.4f}, NLL {test['nll_before']:.4f} -> {test['nll_after']:.4f}.",
             "",
-            f"Review threshold {selective['threshold']:.3f} (lowest keeping {selective['metric']} >= "
-            f"{selective['target']} on validation): on test the model acts on {100 * kept['coverage']:.1f}% of "
-            f"tweets automatically at macro-F1 {kept['macro_f1']:.3f}; the rest need a person.",
+            f"{review_outcome(selective)} On test the threshold {selective['threshold']:.3f} lets the model act "
+            f"on {100 * kept['coverage']:.1f}% of tweets automatically at macro-F1 {kept['macro_f1']:.3f}; "
+            "the rest need a person.",
             "",
             "| threshold | test coverage | test macro-F1 | test accuracy |",
             "|---|---|---|---|",
