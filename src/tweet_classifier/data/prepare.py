@@ -29,6 +29,7 @@ from tweet_classifier.config import RunConfig, data_dir, load_config, save_confi
 from tweet_classifier.data.lossy_mojibake import count_lossy_residues, repair_lossy_mojibake
 from tweet_classifier.data.readers import DataError, read_data_file, refuse_delimited_keys
 from tweet_classifier.data.split_groups import SHINGLE_DESCRIPTION, group_ids, keep_groups_together
+from tweet_classifier.hub_client import is_repo_id
 from tweet_classifier.text import (
     NORMALIZER_VERSION,
     count_html_entities,
@@ -48,7 +49,6 @@ CONFIG_YAML = "config.yaml"
 # Origin of rows from a source without its own splits (or whose splits are pooled and re-split).
 _POOLED = "all"
 # "owner/name" or a legacy single-word id such as "tweet_eval"; never a path with a file suffix.
-_HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _ZERO_COORDINATES = "[0.0, 0.0]"
 # Characters of an example shown in the markdown report; the JSON report keeps the whole text.
 _MARKDOWN_EXAMPLE_CHARS = 90
@@ -338,7 +338,7 @@ def load_raw(config: RunConfig) -> _Loaded:
     if path.is_file():
         frame, info = read_data_file(path, data)
         return _Loaded({_POOLED: frame}, str(path), reading=info.to_dict())
-    if path.suffix == "" and data.format == "auto" and _HUB_ID_PATTERN.match(data.source):
+    if path.suffix == "" and data.format == "auto" and is_repo_id(data.source, namespace=False):
         # Not on disk and shaped like a Hub id: the real Hub fallback.
         return _load_hub(
             data.source,

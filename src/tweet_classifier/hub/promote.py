@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tweet_classifier import arguments
+from tweet_classifier.artifact import resolve_model
 from tweet_classifier.config import RunConfig, load_config
 from tweet_classifier.hub import publish as hub
 from tweet_classifier.hub.decision_report import (
@@ -125,7 +126,7 @@ def retrain(
         from tweet_classifier.data.prepare import prepare_data
         from tweet_classifier.inference.export import export_model
         from tweet_classifier.training.corrections import add_corrections, read_correction_records
-        from tweet_classifier.training.evaluate import evaluate_loaded, evaluate_model, load_model, resolve_model_folder
+        from tweet_classifier.training.evaluate import evaluate_loaded, evaluate_model, load_model
 
         prepared = prepare_data(config)
         report.test_set = fingerprint_test_set(prepared.test, prepared.labels)
@@ -136,7 +137,7 @@ def retrain(
             training_data, scored_corrections, used = add_corrections(prepared, records, config, corrections)
             report.corrections = used.to_dict()
         stage = "load the champion"
-        champion_dir = resolve_model_folder(champion, champion_revision)
+        champion_dir, _ = resolve_model(champion, champion_revision)
         report.champion["revision"] = champion_revision or _snapshot_revision(champion_dir)
         stage = "train the challenger"
         challenger_dir = Path(trainer(config, out / "challenger", training_data))

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tweet_classifier.artifact import MANIFEST_NAME, read_json
+from tweet_classifier.artifact import MANIFEST_NAME, METRICS_NAME, read_json
 from tweet_classifier.config import HubConfig
 from tweet_classifier.hub.staging import (
     MODEL_ALLOW_LIST,
@@ -91,7 +91,7 @@ def require_hub_access() -> None:
 
 
 def _commit_text(staging: Path, model_name: str, files: list[str]) -> tuple[str, str]:
-    metrics = read_json(staging / "metrics.json")
+    metrics = read_json(staging / METRICS_NAME)
     manifest = read_json(staging / MANIFEST_NAME)
     test_f1 = metrics.get("test", {}).get("macro_f1")
     summary = f"Publish {model_name}" + (f": test macro-F1 {test_f1:.4f}" if isinstance(test_f1, float) else "")

@@ -39,12 +39,31 @@ from typing import Any
 import yaml
 
 from tweet_classifier.artifact import (
+    ABLATION_NAME,
+    BENCHMARK_NAME,
     CALIBRATION_NAME,
     CANARY_INFO_NAME,
     CANARY_NAME,
+    CARD_NAME,
+    CASCADE_NAME,
+    CLEANING_REPORT_MARKDOWN_NAME,
+    CLEANING_REPORT_NAME,
+    CONFIG_NAME,
     MANIFEST_NAME,
+    METRICS_NAME,
+    ONNX_CASCADE_NAME,
+    ONNX_FP32_NAME,
+    ONNX_INT8_NAME,
+    PARITY_NAME,
+    PORTABLE_NORMALIZER_NAME,
+    PORTABLE_PIPELINE_NAME,
     REFERENCE_NAME,
+    RUN_CONFIG_NAME,
+    TOKENIZER_CONFIG_NAME,
+    TOKENIZER_NAME,
+    WEIGHTS_NAME,
     check_model_folder,
+    onnx_path,
 )
 from tweet_classifier.hub_client import HubError
 from tweet_classifier.inference.portable import PIPELINE_FILES, write_portable_pipeline
@@ -55,56 +74,56 @@ logger = logging.getLogger(__name__)
 # What a model repo may hold, as repo paths (``*`` stays inside one folder). Anything else is left out,
 # among it onnx/model-bf16.pt2: native code compiled for the exporting machine's CPU and torch.
 MODEL_ALLOW_LIST = (
-    "config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    TOKENIZER_NAME,
+    TOKENIZER_CONFIG_NAME,
     "special_tokens_map.json",
     "vocab.txt",
     "vocab.json",
     "merges.txt",
     "added_tokens.json",
     MANIFEST_NAME,
-    "run_config.yaml",
-    "metrics.json",
-    "cleaning_report.json",
-    "cleaning_report.md",
+    RUN_CONFIG_NAME,
+    METRICS_NAME,
+    CLEANING_REPORT_NAME,
+    CLEANING_REPORT_MARKDOWN_NAME,
     # What the server needs from the training data: the drift reference and the labelled canary rows.
     REFERENCE_NAME,
     CANARY_NAME,
     CANARY_INFO_NAME,
     CALIBRATION_NAME,
-    "benchmark.json",
-    "ablation.json",
-    "README.md",
+    BENCHMARK_NAME,
+    ABLATION_NAME,
+    CARD_NAME,
     # The transformers pipeline the repo ships (portable.py): pipeline(..., trust_remote_code=True).
-    "hf_pipeline.py",
-    "text.py",
+    PORTABLE_PIPELINE_NAME,
+    PORTABLE_NORMALIZER_NAME,
     "onnx/*.onnx",
     "onnx/*.onnx.data",
     "onnx/*.onnx_data",
-    "onnx/parity.json",
-    "onnx/cascade.json",
-    "onnx/tokenizer.json",
+    onnx_path(PARITY_NAME),
+    onnx_path(CASCADE_NAME),
+    onnx_path(TOKENIZER_NAME),
 )
 
 
 # Without these a pushed revision cannot be loaded or judged.
-MODEL_REQUIRED = ("config.json", "model.safetensors", MANIFEST_NAME, "tokenizer_config.json", "metrics.json")
+MODEL_REQUIRED = (CONFIG_NAME, WEIGHTS_NAME, MANIFEST_NAME, TOKENIZER_CONFIG_NAME, METRICS_NAME)
 
 
 # Published when present; a missing one is worth a warning (an unexported or unbenchmarked model).
 MODEL_EXPECTED = (
-    "run_config.yaml",
-    "cleaning_report.json",
+    RUN_CONFIG_NAME,
+    CLEANING_REPORT_NAME,
     REFERENCE_NAME,
     CANARY_NAME,
     CANARY_INFO_NAME,
     CALIBRATION_NAME,
-    "onnx/model.onnx",
-    "onnx/model-int8.onnx",
-    "onnx/model-cascade.onnx",
-    "onnx/cascade.json",
+    onnx_path(ONNX_FP32_NAME),
+    onnx_path(ONNX_INT8_NAME),
+    onnx_path(ONNX_CASCADE_NAME),
+    onnx_path(CASCADE_NAME),
 )
 
 
@@ -236,8 +255,8 @@ def stage_model_files(
     write_portable_pipeline(target)
     files = sorted({*files, *PIPELINE_FILES})
     if _regenerate_card(target, repo_id, dataset_repo_id):
-        files = sorted({*files, "README.md"})
-    elif "README.md" not in files:
+        files = sorted({*files, CARD_NAME})
+    elif CARD_NAME not in files:
         raise HubError(f"{folder} has no model card (README.md) and card.py is unavailable to write one")
     return files
 

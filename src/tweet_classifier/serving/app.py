@@ -35,7 +35,18 @@ from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from tweet_classifier.artifact import MANIFEST_NAME, ArtifactError, read_canary, read_json
+from tweet_classifier.artifact import (
+    CLEANING_REPORT_MARKDOWN_NAME,
+    CLEANING_REPORT_NAME,
+    MANIFEST_NAME,
+    METADATA_PATTERNS,
+    METRICS_NAME,
+    RUN_CONFIG_NAME,
+    ArtifactError,
+    read_canary,
+    read_json,
+    resolve_model,
+)
 from tweet_classifier.config import InferenceConfig, NormalizeConfig, ServeConfig, load_serving_config
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import classification_report_dict
@@ -56,7 +67,6 @@ from tweet_classifier.text import normalize_tweet, text_traits
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS_DIR = "models"
-RUN_CONFIG_NAME = "run_config.yaml"
 # The Space card (README.md front matter) beside app.py: its `models:` list names the model a Space serves.
 SPACE_CARD = "README.md"
 # A line of a cell starting with one of these, after any leading whitespace, is run as a formula by
@@ -316,11 +326,7 @@ def model_metadata_dir(model: str, revision: str | None) -> Path | None:
     if Path(model).is_dir():
         return Path(model)
     try:
-        from huggingface_hub import snapshot_download
-
-        return Path(
-            snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.jsonl", "*.yaml", "*.md", "*.txt"])
-        )
+        return resolve_model(model, revision, allow_patterns=METADATA_PATTERNS)[0]
     except Exception:
         logger.warning("could not fetch the metadata files of %s; model view and reference are unavailable", model)
         return None
@@ -926,12 +932,12 @@ class ClassifierService:
         folder = self._metadata_dir
         if folder is None:
             return info
-        for key, name in (("metrics", "metrics.json"), ("cleaning_report", "cleaning_report.json")):
+        for key, name in (("metrics", METRICS_NAME), ("cleaning_report", CLEANING_REPORT_NAME)):
             try:
                 info[key] = read_json(folder / name) if (folder / name).is_file() else None
             except (OSError, ValueError):
                 logger.warning("could not read %s", folder / name)
-        report_md = folder / "cleaning_report.md"
+        report_md = folder / CLEANING_REPORT_MARKDOWN_NAME
         if report_md.is_file():
             info["cleaning_report_md"] = report_md.read_text(encoding="utf-8", errors="replace")[:50_000]
         info["impact"] = read_impact(folder, getattr(predictor, "backend_single", None))

@@ -200,7 +200,7 @@ class DriftReference:
                     str(feature): {str(name): float(share) for name, share in shares.items()}
                     for feature, shares in values["distributions"].items()
                 },
-                source=str(values.get("source", "reference.json")),
+                source=str(values.get("source", REFERENCE_NAME)),
                 format_version=int(values.get("format_version", REFERENCE_FORMAT_VERSION)),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:

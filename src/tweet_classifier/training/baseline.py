@@ -28,6 +28,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from threadpoolctl import threadpool_limits
 
 from tweet_classifier import metrics
+from tweet_classifier.artifact import METRICS_NAME
 from tweet_classifier.config import BaselineConfig, RunConfig
 from tweet_classifier.errors import TweetClassifierError
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
+METRICS_FILE = METRICS_NAME
 MODEL_FILE = "baseline.joblib"
 CONFIG_FILE = "config.yaml"
 

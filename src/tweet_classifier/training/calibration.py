@@ -43,7 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from tweet_classifier.artifact import CALIBRATION_NAME, file_sha256, read_json, write_json_atomic
+from tweet_classifier.artifact import (
+    CALIBRATION_NAME,
+    METRICS_NAME,
+    WEIGHTS_NAME,
+    file_sha256,
+    read_json,
+    write_json_atomic,
+)
 from tweet_classifier.errors import TweetClassifierError
 
 logger = logging.getLogger(__name__)
@@ -455,7 +462,7 @@ def write_calibration(
         min_kept=config.review.min_kept,
         min_per_class=config.review.min_per_class,
     )
-    payload["weights_sha256"] = file_sha256(model_dir / "model.safetensors")
+    payload["weights_sha256"] = file_sha256(model_dir / WEIGHTS_NAME)
     write_json_atomic(model_dir / CALIBRATION_NAME, payload)
     numbers = metrics["calibration"]["test"]
     logger.info(
@@ -522,7 +529,7 @@ def calibrate_model_folder(model_dir: Path, config: Any) -> dict[str, Any]:
         loaded.manifest.labels,
         config,
     )
-    metrics_path = model_dir / "metrics.json"
+    metrics_path = model_dir / METRICS_NAME
     metrics = read_json(metrics_path) if metrics_path.is_file() else {}
     write_json_atomic(metrics_path, metrics | additions)
     write_portable_pipeline(model_dir)  # the transformers pipeline divides by the new temperature too

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tweet_classifier import arguments
-from tweet_classifier.artifact import ArtifactError, ModelManifest, check_model_folder
+from tweet_classifier.artifact import ArtifactError, ModelManifest, check_model_folder, resolve_model
 from tweet_classifier.config import NormalizeConfig, RunConfig, load_config
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.metrics import classification_report_dict, slice_metrics
@@ -49,22 +49,11 @@ class LoadedModel:
 
 
 def resolve_model_folder(model: str | Path, revision: str | None = None) -> Path:
-    """A local folder as is; anything else is treated as a Hub id and downloaded (or read from the cache)."""
-    path = Path(model)
-    if path.exists():
-        return path
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", str(model)):
-        raise EvaluationError(f"model {model!r} is neither an existing folder nor a Hub id like owner/name")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
+    """A local folder as is, or a Hub id downloaded (or read from the cache): ``artifact.resolve_model``."""
     try:
-        return Path(snapshot_download(repo_id=str(model), revision=revision))
-    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
-        raise EvaluationError(
-            f"could not fetch model {model!r} (revision {revision or 'main'}) from the Hub: {error}. "
-            "Check the id and revision, set HF_TOKEN for a private repo, or pass a local model folder"
-        ) from None
+        return resolve_model(model, revision)[0]
+    except ArtifactError as error:
+        raise EvaluationError(str(error)) from None
 
 
 def load_model(model: str | Path, revision: str | None = None) -> LoadedModel:

@@ -32,7 +32,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tweet_classifier import arguments
-from tweet_classifier.artifact import WEIGHTS_NAME, ModelManifest, atomic_folder, file_sha256, write_json_atomic
+from tweet_classifier.artifact import (
+    CLEANING_REPORT_MARKDOWN_NAME,
+    CLEANING_REPORT_NAME,
+    METRICS_NAME,
+    RUN_CONFIG_NAME,
+    WEIGHTS_NAME,
+    ModelManifest,
+    atomic_folder,
+    file_sha256,
+    write_json_atomic,
+)
 from tweet_classifier.config import RunConfig, TrainConfig, data_dir, load_config, save_config
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.inference.portable import write_portable_pipeline
@@ -574,7 +584,7 @@ def _train_model(
             trainer.add_callback(callback)
         if trainer.is_world_process_zero():
             checkpoints_dir.mkdir(parents=True, exist_ok=True)
-            save_config(config, checkpoints_dir / "run_config.yaml")
+            save_config(config, checkpoints_dir / RUN_CONFIG_NAME)
 
         started = time.perf_counter()
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -721,10 +731,10 @@ def _write_model_folder(
         )
         # After calibration: the pipeline carries the fitted temperature too.
         write_portable_pipeline(staging)
-        save_config(config, staging / "run_config.yaml")
-        write_json_atomic(staging / "metrics.json", metrics)
-        write_json_atomic(staging / "cleaning_report.json", report)
-        (staging / "cleaning_report.md").write_text(prepared.report.to_markdown(), encoding="utf-8")
+        save_config(config, staging / RUN_CONFIG_NAME)
+        write_json_atomic(staging / METRICS_NAME, metrics)
+        write_json_atomic(staging / CLEANING_REPORT_NAME, report)
+        (staging / CLEANING_REPORT_MARKDOWN_NAME).write_text(prepared.report.to_markdown(), encoding="utf-8")
         write_serving_files(staging, prepared, tokenizer, config, test_predicted, written_by="train")
         card.write_model_card(staging)
     logger.info("model folder written: %s", model_dir)
