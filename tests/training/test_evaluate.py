@@ -162,7 +162,7 @@ def test_missing_or_broken_models_are_user_errors(tiny_model_dir, tmp_path, synt
 def test_hub_ids_resolve_through_the_hub_cache(tiny_model_dir, monkeypatch):
     calls = []
 
-    def fake_snapshot_download(repo_id, revision=None):
+    def fake_snapshot_download(repo_id, revision=None, **patterns):
         calls.append((repo_id, revision))
         return str(tiny_model_dir)
 
