@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import pytest
@@ -10,13 +11,26 @@ import pytest
 from tweet_classifier.artifact import (
     CANARY_INFO_NAME,
     CANARY_NAME,
+    CARD_NAME,
+    CONFIG_NAME,
+    FILE_DESCRIPTIONS,
     MANIFEST_NAME,
+    METADATA_PATTERNS,
+    METRICS_NAME,
+    ONNX_CASCADE_NAME,
+    PARITY_NAME,
+    RUN_CONFIG_NAME,
+    WEIGHTS_NAME,
     ArtifactError,
     ModelManifest,
     atomic_folder,
     check_model_folder,
+    file_sha256,
+    inspect_model_folder,
+    onnx_path,
     read_canary,
     read_json,
+    resolve_model,
     write_canary,
     write_json_atomic,
 )
@@ -171,3 +185,118 @@ def test_a_damaged_canary_set_is_refused_with_the_fix(tmp_path) -> None:
     (tmp_path / CANARY_INFO_NAME).unlink()
     with pytest.raises(ArtifactError, match="half a canary set"):
         read_canary(tmp_path)
+
+
+# -- folder or Hub id -> verified local folder ----------------------------------------------------------------
+
+
+def _hub_cache_with(tmp_path, monkeypatch, tiny_model_dir) -> str:
+    """A Hub cache holding org/tiny at one commit (main); returns the commit."""
+    import huggingface_hub.constants
+
+    sha = "b" * 40
+    repo = tmp_path / "hub" / "models--org--tiny"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / sha)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return sha
+
+
+def test_a_local_folder_resolves_to_itself_and_ignores_a_revision(tiny_model_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="tweet_classifier.artifact"):
+        assert resolve_model(tiny_model_dir, "v2") == (tiny_model_dir, None)
+    assert "revision 'v2' ignored" in caplog.text
+
+
+def test_a_hub_id_resolves_through_the_cache_to_its_commit(tmp_path, monkeypatch, tiny_model_dir):
+    sha = _hub_cache_with(tmp_path, monkeypatch, tiny_model_dir)
+    folder, version = resolve_model("org/tiny")
+    assert version == f"org/tiny@{sha[:12]}"
+    assert inspect_model_folder(folder)[1] == file_sha256(tiny_model_dir / WEIGHTS_NAME)
+
+
+@pytest.mark.parametrize(
+    ("model", "revision", "message"),
+    [
+        ("not a model", None, "neither an existing folder nor a Hub id"),
+        ("just-a-name", None, "neither an existing folder nor a Hub id"),
+        ("org/tiny", "c" * 40, r"org/tiny at revision c{40} is not in the local Hub cache .* local model folder"),
+        ("org/absent", None, "org/absent at revision main is not in the local Hub cache"),
+    ],
+)
+def test_what_cannot_be_resolved_says_what_to_pass(tmp_path, monkeypatch, tiny_model_dir, model, revision, message):
+    _hub_cache_with(tmp_path, monkeypatch, tiny_model_dir)
+    with pytest.raises(ArtifactError, match=message):
+        resolve_model(model, revision)
+
+
+def test_pickles_and_compiled_packages_are_never_fetched_and_metadata_can_come_alone(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    asked: list[dict] = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kwargs: asked.append(kwargs) or "x")
+    resolve_model("org/tiny")
+    resolve_model("org/tiny", "v1", allow_patterns=METADATA_PATTERNS)
+    # A .pt2 package is a shared library and a .bin a pickle: loading either from a download runs its code.
+    assert all({"*.pt2", "*.bin", "*.pkl"} <= set(call["ignore_patterns"]) for call in asked)
+    assert asked[0]["allow_patterns"] is None
+    assert asked[1]["allow_patterns"] == list(METADATA_PATTERNS)
+    assert asked[1]["revision"] == "v1"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("pickle-only", r"only pytorch_model\.bin, a pickle"),
+        ("no-tensors", "holds no tensors"),
+        ("garbage", "is corrupt"),
+        ("empty", "is empty"),
+    ],
+)
+def test_inspect_refuses_unsafe_or_damaged_weights(tmp_path, tiny_model_dir, damage, message):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    weights = folder / WEIGHTS_NAME
+    if damage == "pickle-only":
+        weights.rename(folder / "pytorch_model.bin")
+    elif damage == "no-tensors":
+        from safetensors.numpy import save_file
+
+        save_file({}, str(weights))
+    elif damage == "garbage":
+        weights.write_bytes(b"\x00not a safetensors file" * 10)
+    else:
+        weights.write_bytes(b"")
+    with pytest.raises(ArtifactError, match=message):
+        inspect_model_folder(folder)
+
+
+def test_every_file_description_names_a_folder_file_constant():
+    described = {pattern for pattern, _ in FILE_DESCRIPTIONS}
+    for name in (CONFIG_NAME, WEIGHTS_NAME, MANIFEST_NAME, RUN_CONFIG_NAME, METRICS_NAME, CARD_NAME):
+        assert name in described
+    assert onnx_path(PARITY_NAME) in described
+    assert onnx_path(ONNX_CASCADE_NAME) in described
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        (404, "RevisionNotFoundError", "revision 'v9' does not exist in org/tiny: pass a commit SHA, tag or branch"),
+        (401, "HfHubHTTPError", r"cannot download org/tiny@v9: .*check the id, the network and HF_TOKEN"),
+    ],
+)
+def test_hub_answers_become_errors_that_say_what_to_change(monkeypatch, status, error, message):
+    import httpx2
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    def refuse(repo_id, **kwargs):
+        response = httpx2.Response(status, request=httpx2.Request("GET", "https://hub.invalid/api/models/org/tiny"))
+        raise getattr(errors, error)("refused", response=response)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    with pytest.raises(ArtifactError, match=message):
+        resolve_model("org/tiny", "v9")

@@ -36,12 +36,22 @@ from pathlib import Path
 from typing import Any
 
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.hub_client import is_repo_id
 
 logger = logging.getLogger(__name__)
 
+# Every file name of a model folder: the one place a stage learns where another one put something.
+CONFIG_NAME = "config.json"  # transformers config, with id2label
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_NAME = "tokenizer.json"  # the Rust tokenizer (save_pretrained's, and export's copy under onnx/)
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 MANIFEST_NAME = "tweet_classifier.json"
 MANIFEST_FORMAT_VERSION = 1
-WEIGHTS_NAME = "model.safetensors"
+RUN_CONFIG_NAME = "run_config.yaml"
+METRICS_NAME = "metrics.json"
+CLEANING_REPORT_NAME = "cleaning_report.json"
+CLEANING_REPORT_MARKDOWN_NAME = "cleaning_report.md"
+CARD_NAME = "README.md"
 REFERENCE_NAME = "reference.json"
 CANARY_NAME = "canary.jsonl"
 CANARY_INFO_NAME = "canary.json"
@@ -50,17 +60,42 @@ CALIBRATION_NAME = "calibration.json"
 BENCHMARK_NAME = "benchmark.json"
 # The cleaning ablation of the config the model was trained with (the app's impact row reads it).
 ABLATION_NAME = "ablation.json"
+# The plain-transformers pipeline the folder ships (inference/portable.py) and the normalizer it imports.
+PORTABLE_PIPELINE_NAME = "hf_pipeline.py"
+PORTABLE_NORMALIZER_NAME = "text.py"
+# What `export` writes, under ONNX_DIR.
+ONNX_DIR = "onnx"
+ONNX_FP32_NAME = "model.onnx"
+ONNX_INT8_NAME = "model-int8.onnx"
+ONNX_CASCADE_NAME = "model-cascade.onnx"
+CASCADE_NAME = "cascade.json"
+PARITY_NAME = "parity.json"
+COMPILED_NAME = "model-bf16.pt2"
+COMPILED_INFO_NAME = "compiled.json"
+# Weights in pickle formats: loading one can run code, so they are never read (nor downloaded).
+PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
+# Never fetched from the Hub: pickled weights can run code on load, and we only read safetensors; a .pt2
+# package is a shared library (native code), built by `export` on the machine that runs it.
+HUB_IGNORE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.pkl", "*.pt2")
+# The small files of a folder (manifest, config, metrics, reference, canary, card): no weights, no graphs.
+METADATA_PATTERNS = ("*.json", "*.jsonl", "*.yaml", "*.md", "*.txt")
+
+
+def onnx_path(name: str) -> str:
+    """Where ``export`` puts ``name`` in a model folder, as a repo path (``onnx/<name>``)."""
+    return f"{ONNX_DIR}/{name}"
+
 
 # What each file of a model folder is, for the model card's file list (first matching pattern wins).
 FILE_DESCRIPTIONS = (
-    ("config.json", "transformers config, with the label names (`id2label`)"),
+    (CONFIG_NAME, "transformers config, with the label names (`id2label`)"),
     (WEIGHTS_NAME, "the fine-tuned weights"),
     ("tokenizer*.json", "the tokenizer (transformers)"),
     ("special_tokens_map.json", "the tokenizer's special tokens"),
     ("vocab.txt", "the tokenizer's vocabulary"),
     (MANIFEST_NAME, "manifest: labels, normalizer settings and version, base model, data, training summary"),
-    ("run_config.yaml", "the resolved run config; its `serve:` and `inference:` are the app's defaults"),
-    ("metrics.json", "validation and test metrics (per class, calibration, slices) and the baseline's"),
+    (RUN_CONFIG_NAME, "the resolved run config; its `serve:` and `inference:` are the app's defaults"),
+    (METRICS_NAME, "validation and test metrics (per class, calibration, slices) and the baseline's"),
     ("cleaning_report.*", "what the cleaning pipeline changed in the training data"),
     (REFERENCE_NAME, "drift reference: feature distributions of the training split, compared with live inputs"),
     (CANARY_NAME, "labelled canary rows the app streams through the model for its live macro-F1"),
@@ -68,13 +103,13 @@ FILE_DESCRIPTIONS = (
     (CALIBRATION_NAME, "temperature scaling and the review threshold, fitted on validation (applied by every backend)"),
     (BENCHMARK_NAME, "inference benchmark of every backend"),
     (ABLATION_NAME, "cleaning ablation: the TF-IDF baseline retrained with each cleaning step switched off"),
-    ("README.md", "this model card"),
-    ("onnx/model.onnx", "ONNX fp32 graph (fused)"),
-    ("onnx/model-int8.onnx", "ONNX int8 graph (dynamic, per channel)"),
-    ("onnx/model-cascade.onnx", "int8 graph that recomputes unsure rows in fp32, in one graph"),
-    ("onnx/cascade.json", "the cascade's calibrated margin"),
-    ("onnx/tokenizer.json", "the Rust tokenizer with truncation and padding set (ONNX-only loads)"),
-    ("onnx/parity.json", "every backend against torch fp32: agreement, test macro-F1, latency"),
+    (CARD_NAME, "this model card"),
+    (onnx_path(ONNX_FP32_NAME), "ONNX fp32 graph (fused)"),
+    (onnx_path(ONNX_INT8_NAME), "ONNX int8 graph (dynamic, per channel)"),
+    (onnx_path(ONNX_CASCADE_NAME), "int8 graph that recomputes unsure rows in fp32, in one graph"),
+    (onnx_path(CASCADE_NAME), "the cascade's calibrated margin"),
+    (onnx_path(TOKENIZER_NAME), "the Rust tokenizer with truncation and padding set (ONNX-only loads)"),
+    (onnx_path(PARITY_NAME), "every backend against torch fp32: agreement, test macro-F1, latency"),
 )
 
 
@@ -194,12 +229,88 @@ def check_model_folder(model_dir: str | Path) -> ModelManifest:
     if not folder.is_dir():
         raise ArtifactError(f"model folder not found: {folder} (train one with `tweet-classifier train`)")
     manifest = ModelManifest.load(folder)
-    for name in ("config.json", WEIGHTS_NAME):
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / name).is_file():
             raise ArtifactError(f"{folder} is incomplete: {name} is missing; retrain or re-download the model")
     if (folder / WEIGHTS_NAME).stat().st_size == 0:
         raise ArtifactError(f"{folder / WEIGHTS_NAME} is empty; retrain or re-download the model")
     return manifest
+
+
+def resolve_model(
+    model: str | Path, revision: str | None = None, *, allow_patterns: Sequence[str] | None = None
+) -> tuple[Path, str | None]:
+    """The one way every stage turns ``--model`` / ``MODEL_ID`` into a local folder: an existing folder as
+    it is, or a Hub id (``ORG/NAME``) downloaded, or found in the cache, at ``revision`` (a commit SHA, tag
+    or branch; default main). ``allow_patterns`` fetches only those files (the server's metadata first);
+    ``HUB_IGNORE_PATTERNS`` are never fetched.
+
+    Returns the folder and, for a Hub id, ``repo_id@commit`` (the version the folder is). Verify what was
+    resolved with ``inspect_model_folder`` before loading it; ``ArtifactError`` says what to change.
+    """
+    path = Path(model)
+    if path.exists():
+        if revision is not None:
+            logger.warning("revision %r ignored: %s is a local folder, not a Hub id", revision, path)
+        return path, None
+    name = str(model)
+    if not is_repo_id(name):
+        raise ArtifactError(
+            f"model {name!r} is neither an existing folder nor a Hub id (owner/name): "
+            "pass a folder written by `tweet-classifier train` or a Hub repo id"
+        )
+    # Deferred: huggingface_hub costs ~0.3 s to import, and most models are local folders.
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, RevisionNotFoundError
+
+    try:
+        folder = Path(
+            snapshot_download(
+                name,
+                revision=revision,
+                allow_patterns=list(allow_patterns) if allow_patterns is not None else None,
+                ignore_patterns=list(HUB_IGNORE_PATTERNS),
+            )
+        )
+    except RevisionNotFoundError:
+        raise ArtifactError(
+            f"revision {revision!r} does not exist in {name}: pass a commit SHA, tag or branch of that repo"
+        ) from None
+    except LocalEntryNotFoundError:
+        raise ArtifactError(
+            f"{name} at revision {revision or 'main'} is not in the local Hub cache and the Hub cannot be reached "
+            "(HF_HUB_OFFLINE=1 or no network): download it once online or pass a local model folder"
+        ) from None
+    except (HfHubHTTPError, HFValidationError, OSError) as error:
+        raise ArtifactError(
+            f"cannot download {name}@{revision or 'main'}: {error}; check the id, the network and HF_TOKEN"
+        ) from None
+    return folder, f"{name}@{folder.name[:12]}"
+
+
+def inspect_model_folder(folder: str | Path) -> tuple[ModelManifest, str]:
+    """Refuse pickle-only folders, read the manifest, verify the safetensors header; returns the manifest
+    and the weights' sha256 (what calibration, parity and compiled packages are tied to)."""
+    folder = Path(folder)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        pickles = [name for name in PICKLE_WEIGHTS if (folder / name).is_file()]
+        if pickles:
+            raise ArtifactError(
+                f"{folder} has only {pickles[0]}, a pickle that can run code when loaded; refusing it. "
+                "Re-save the model with save_pretrained(safe_serialization=True) to get model.safetensors"
+            )
+    manifest = check_model_folder(folder)
+    # Deferred: only a folder about to be loaded needs its weights read; the metadata readers do not.
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="np") as handle:
+            if not list(handle.keys()):
+                raise ArtifactError(f"{weights} holds no tensors; retrain or re-download the model")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ArtifactError(f"{weights} is corrupt ({error}); retrain or re-download the model") from None
+    return manifest, file_sha256(weights)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tweet_classifier.artifact import write_json_atomic
+from tweet_classifier.artifact import REFERENCE_NAME, write_json_atomic
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.text import TextTraits, text_traits
 
@@ -158,7 +158,7 @@ class DriftReference:
                     str(feature): {str(name): float(share) for name, share in shares.items()}
                     for feature, shares in values["distributions"].items()
                 },
-                source=str(values.get("source", "reference.json")),
+                source=str(values.get("source", REFERENCE_NAME)),
                 format_version=int(values.get("format_version", REFERENCE_FORMAT_VERSION)),
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:

@@ -13,8 +13,9 @@ from onnx import TensorProto, helper
 
 from tests.conftest import REPO_ROOT
 from tests.hub_stub import CANARY_TOKEN, HubStub, connect_hub_client
-from tweet_classifier import cli
+from tweet_classifier import cli, hub_client
 from tweet_classifier.config import HubConfig, load_config
+from tweet_classifier.hub import commands, space, staging
 from tweet_classifier.hub import publish as hub
 from tweet_classifier.inference.portable import write_portable_pipeline
 from tweet_classifier.metrics import classification_report_dict
@@ -167,7 +168,7 @@ def assert_token_only_in_authorization_headers(stub: HubStub) -> None:
     ],
 )
 def test_model_allow_list(path, allowed):
-    assert hub.is_allowed(path, hub.MODEL_ALLOW_LIST) is allowed
+    assert staging.is_allowed(path, staging.MODEL_ALLOW_LIST) is allowed
 
 
 @pytest.mark.parametrize(
@@ -186,7 +187,7 @@ def test_model_allow_list(path, allowed):
     ],
 )
 def test_space_allow_list(path, allowed):
-    assert hub.is_allowed(path, hub.SPACE_ALLOW_LIST) is allowed
+    assert staging.is_allowed(path, staging.SPACE_ALLOW_LIST) is allowed
 
 
 # -- dry runs ------------------------------------------------------------------------------------------------
@@ -223,12 +224,12 @@ def test_push_dry_run_regenerates_the_card_with_the_model_index(model_folder, tm
 def test_push_without_card_module_uses_the_folders_readme(model_folder, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tweet_classifier.training.card", None)  # import fails like an absent module
     (model_folder / "README.md").write_text("---\nlicense: other\n---\n# hand-written card\n", encoding="utf-8")
-    files = hub.stage_model_files(model_folder, tmp_path / "staged")
+    files = staging.stage_model_files(model_folder, tmp_path / "staged")
     assert "README.md" in files
     assert (tmp_path / "staged" / "README.md").read_text(encoding="utf-8").endswith("# hand-written card\n")
     (model_folder / "README.md").unlink()
-    with pytest.raises(hub.HubError, match="no model card"):
-        hub.stage_model_files(model_folder, tmp_path / "staged-again")
+    with pytest.raises(hub_client.HubError, match="no model card"):
+        staging.stage_model_files(model_folder, tmp_path / "staged-again")
 
 
 def test_dry_run_refuses_a_non_empty_output_folder(model_folder, tmp_path):
@@ -265,15 +266,15 @@ def test_secret_scan_stops_a_leaked_token(model_folder, tmp_path, monkeypatch):
     metrics = json.loads((model_folder / "metrics.json").read_text(encoding="utf-8"))
     metrics["note"] = "hf_" + "A" * 34
     (model_folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
-    with pytest.raises(hub.HubError, match=r"metrics\.json contains what looks like an access token"):
+    with pytest.raises(hub_client.HubError, match=r"metrics\.json contains what looks like an access token"):
         hub.dry_run_model_folder(model_folder, tmp_path / "out", REPO_ID, "main")
     # The current token is caught even in a binary file, where only the literal value is searched for.
     monkeypatch.setenv("WANDB_API_KEY", "local-wandb-key-0123456789")
     blob = tmp_path / "blob"
     blob.mkdir()
     (blob / "weights.bin").write_bytes(b"\x00\x01local-wandb-key-0123456789\x02")
-    with pytest.raises(hub.HubError, match=r"weights\.bin"):
-        hub.scan_for_secrets(blob, ["weights.bin"], hub._current_secrets())
+    with pytest.raises(hub_client.HubError, match=r"weights\.bin"):
+        staging.scan_for_secrets(blob, ["weights.bin"], staging.current_secrets())
 
 
 # -- pushing to the stub --------------------------------------------------------------------------------------
@@ -331,7 +332,7 @@ def test_push_deletes_allow_listed_files_the_new_folder_lacks(model_folder, hub_
 
 
 def test_push_keeps_files_it_does_not_manage(model_folder, hub_stub, capsys):
-    hub_stub_api = hub._hub_api(hub_stub.endpoint)
+    hub_stub_api = hub_client.hub_api(hub_stub.endpoint)
     hub_stub_api.create_repo(REPO_ID)
     hub_stub_api.upload_file(path_or_fileobj=b"logo", path_in_repo="assets/logo.png", repo_id=REPO_ID)
     assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
@@ -386,7 +387,7 @@ def test_a_revision_moved_during_the_push_is_not_clobbered(model_folder, hub_stu
 
     def list_then_someone_commits(self, *args, **kwargs):
         files = list_files(self, *args, **kwargs)
-        other = hub._hub_api(hub_stub.endpoint)
+        other = hub_client.hub_api(hub_stub.endpoint)
         other.upload_file(path_or_fileobj=b"theirs", path_in_repo="notes.txt", repo_id=REPO_ID)
         return files
 
@@ -401,12 +402,12 @@ def test_a_revision_moved_during_the_push_is_not_clobbered(model_folder, hub_stu
 
 def test_a_retry_after_someone_else_committed_stops_with_nothing_changed(model_folder, hub_stub, monkeypatch):
     assert run_cli("push", "--model", str(model_folder), "--repo-id", REPO_ID) == 0
-    api = hub._hub_api(hub_stub.endpoint)
+    api = hub_client.hub_api(hub_stub.endpoint)
     parent = hub_stub.head(REPO_ID)
     api.upload_file(path_or_fileobj=b"theirs", path_in_repo="notes.txt", repo_id=REPO_ID)
-    with pytest.raises(hub.HubError, match=r"moved to .* while this push was in flight"):
-        hub._landed_commit(api, REPO_ID, "model", "main", parent, "a title nobody used")
-    assert hub._landed_commit(api, REPO_ID, "model", "main", hub_stub.head(REPO_ID), "x") is None
+    with pytest.raises(hub_client.HubError, match=r"moved to .* while this push was in flight"):
+        hub_client.landed_commit(api, REPO_ID, "model", "main", parent, "a title nobody used")
+    assert hub_client.landed_commit(api, REPO_ID, "model", "main", hub_stub.head(REPO_ID), "x") is None
 
 
 def test_transient_failure_on_repo_creation_is_retried(model_folder, hub_stub, capsys):
@@ -498,57 +499,13 @@ def test_predictor_loads_the_pushed_model_at_a_pinned_revision(model_folder, hub
     assert list(prediction.scores.values()) == pytest.approx(list(expected), abs=1e-5)
 
 
-# -- retries (unit) --------------------------------------------------------------------------------------------
-
-
-class _FakeResponse:
-    def __init__(self, status_code: int, headers: dict[str, str] | None = None) -> None:
-        self.status_code = status_code
-        self.headers = headers or {}
-
-
-class _FakeHttpError(Exception):
-    def __init__(self, status_code: int, headers: dict[str, str] | None = None) -> None:
-        super().__init__(f"status {status_code}")
-        self.response = _FakeResponse(status_code, headers)
-        self.server_message = "server says no"
-
-
-def test_backoff_doubles_up_to_the_cap_and_honours_retry_after():
-    waits: list[float] = []
-    answers = iter(
-        [_FakeHttpError(500), _FakeHttpError(502), _FakeHttpError(503), _FakeHttpError(429, {"Retry-After": "7"})]
-    )
-
-    def flaky() -> str:
-        error = next(answers, None)
-        if error is not None:
-            raise error
-        return "done"
-
-    config = HubConfig(max_retries=4, retry_base_delay_s=1.0, retry_max_delay_s=3.0)
-    assert hub.call_with_retries(flaky, "commit", config, sleep=waits.append) == "done"
-    assert waits == [1.0, 2.0, 3.0, 3.0]
-
-
-def test_non_transient_errors_are_not_retried():
-    waits: list[float] = []
-
-    def forbidden() -> None:
-        raise _FakeHttpError(403)
-
-    with pytest.raises(_FakeHttpError):
-        hub.call_with_retries(forbidden, "commit", HubConfig(), sleep=waits.append)
-    assert waits == []
-
-
 # -- config on the command line ----------------------------------------------------------------------------------
 
 
 def test_hub_overrides_apply_without_a_config_file():
     parser = cli.build_command_parser("push")
     args = parser.parse_args(["--model", "m", "--set", "hub.max_retries=1", "--set", "hub.retry_base_delay_s=0"])
-    assert hub.hub_config_from_args(args) == HubConfig(max_retries=1, retry_base_delay_s=0.0)
+    assert commands.hub_config_from_args(args) == HubConfig(max_retries=1, retry_base_delay_s=0.0)
 
 
 @pytest.mark.parametrize(
@@ -628,7 +585,7 @@ def test_deploy_space_dry_run_lists_exactly_the_app_files(project, tmp_path, cap
     assert result["variables"]["MODEL_ID"] == REPO_ID
     # The Space's pip gets hash checking and PyTorch's CPU index first, then exactly the project's lock.
     staged = (out / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    assert f"--extra-index-url {hub.TORCH_CPU_INDEX_URL}" in staged
+    assert f"--extra-index-url {staging.TORCH_CPU_INDEX_URL}" in staged
     assert "--require-hashes" in staged
     assert staged[-2:] == ["gradio==6.31.0 \\", f"    --hash=sha256:{'0' * 64}"]
 
@@ -660,7 +617,7 @@ def test_the_staged_space_imports_the_package_with_nothing_installed(tmp_path, c
 
 def test_the_dockerfile_and_the_space_use_the_same_cpu_torch_index():
     dockerfile = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
-    assert f"ARG TORCH_INDEX_URL={hub.TORCH_CPU_INDEX_URL}\n" in dockerfile
+    assert f"ARG TORCH_INDEX_URL={staging.TORCH_CPU_INDEX_URL}\n" in dockerfile
 
 
 def test_deploy_space_dry_run_of_this_checkout_ships_the_package_but_no_tests(tmp_path, capsys):
@@ -749,7 +706,7 @@ def test_deploy_space_gives_up_after_retries(project, hub_stub, caplog):
 
 
 def test_project_root_is_this_checkout():
-    assert hub.project_root() == REPO_ROOT.resolve()
+    assert space.project_root() == REPO_ROOT.resolve()
 
 
 def test_a_deploy_removes_the_package_from_where_earlier_deploys_put_it(project, hub_stub, capsys):
@@ -772,7 +729,7 @@ def test_staging_adds_the_transformers_pipeline_and_cards_the_repo_id(model_fold
     config = json.loads((model_folder / "config.json").read_text(encoding="utf-8"))
     del config["custom_pipelines"]
     (model_folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    files = hub.stage_model_files(model_folder, tmp_path / "staged", "tweet-org/minilm-airline")
+    files = staging.stage_model_files(model_folder, tmp_path / "staged", "tweet-org/minilm-airline")
     assert {"hf_pipeline.py", "text.py"} <= set(files)
     config = json.loads((tmp_path / "staged" / "config.json").read_text(encoding="utf-8"))
     assert "text-classification" in config["custom_pipelines"]

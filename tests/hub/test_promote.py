@@ -18,7 +18,7 @@ from tests.conftest import REPO_ROOT, build_tiny_model_folder
 from tests.hub_stub import HubStub, connect_hub_client
 from tweet_classifier import cli
 from tweet_classifier.config import PromotionConfig, load_config
-from tweet_classifier.hub import promote
+from tweet_classifier.hub import promote, promotion_gate
 from tweet_classifier.metrics import classification_report_dict
 
 # huggingface_hub's own LFS upload passes a file object as data=, which httpx2 flags; not ours to fix.
@@ -103,12 +103,12 @@ def report(per_class_f1: dict[str, float]) -> dict:
     }
 
 
-LATENCY_OK = promote.LatencyStats(n=50, p50_ms=3.0, p95_ms=5.0, mean_ms=3.2, backend="torch-fp32")
+LATENCY_OK = promotion_gate.LatencyStats(n=50, p50_ms=3.0, p95_ms=5.0, mean_ms=3.2, backend="torch-fp32")
 RULES = PromotionConfig(min_improvement=0.01, max_class_drop=0.02, p95_budget_ms=10.0)
 
 
 def test_a_better_challenger_passes_every_rule():
-    decision = promote.decide(
+    decision = promotion_gate.decide(
         report({"neg": 0.80, "neu": 0.60, "pos": 0.70}),
         report({"neg": 0.82, "neu": 0.63, "pos": 0.71}),
         LATENCY_OK,
@@ -122,7 +122,7 @@ def test_a_better_challenger_passes_every_rule():
 
 
 def test_an_improvement_below_the_threshold_is_refused():
-    decision = promote.decide(
+    decision = promotion_gate.decide(
         report({"neg": 0.80, "neu": 0.60}), report({"neg": 0.805, "neu": 0.605}), LATENCY_OK, RULES
     )
     assert not decision.promote
@@ -130,34 +130,36 @@ def test_an_improvement_below_the_threshold_is_refused():
 
 
 def test_exactly_the_threshold_is_enough():
-    decision = promote.decide(report({"neg": 0.80, "neu": 0.60}), report({"neg": 0.81, "neu": 0.61}), LATENCY_OK, RULES)
+    decision = promotion_gate.decide(
+        report({"neg": 0.80, "neu": 0.60}), report({"neg": 0.81, "neu": 0.61}), LATENCY_OK, RULES
+    )
     assert decision.promote
 
 
 def test_a_class_that_drops_too_far_blocks_a_macro_gain():
     champion = report({"neg": 0.80, "neu": 0.60, "pos": 0.70})
     challenger = report({"neg": 0.90, "neu": 0.57, "pos": 0.80})  # macro +0.057, neutral -0.03
-    decision = promote.decide(champion, challenger, LATENCY_OK, RULES)
+    decision = promotion_gate.decide(champion, challenger, LATENCY_OK, RULES)
     assert not decision.promote
     failed = [reason for reason in decision.reasons if reason.startswith("FAIL")]
     assert failed == ["FAIL F1 of class neu: 0.5700 vs 0.6000 (delta -0.0300, may drop at most 0.0200)"]
 
 
 def test_a_slow_challenger_is_refused():
-    slow = promote.LatencyStats(n=50, p50_ms=8.0, p95_ms=12.5, mean_ms=8.4, backend="onnx-int8")
-    decision = promote.decide(report({"neg": 0.5}), report({"neg": 0.9}), slow, RULES)
+    slow = promotion_gate.LatencyStats(n=50, p50_ms=8.0, p95_ms=12.5, mean_ms=8.4, backend="onnx-int8")
+    decision = promotion_gate.decide(report({"neg": 0.5}), report({"neg": 0.9}), slow, RULES)
     assert not decision.promote
     assert decision.reasons[-1] == "FAIL p95 latency: 12.50 ms for one text on onnx-int8 (budget 10.00 ms, n=50)"
 
 
 def test_different_label_sets_cannot_be_compared():
     with pytest.raises(promote.PromotionError, match="cannot be compared"):
-        promote.decide(report({"neg": 0.5, "pos": 0.5}), report({"neg": 0.5, "neu": 0.5}), LATENCY_OK, RULES)
+        promotion_gate.decide(report({"neg": 0.5, "pos": 0.5}), report({"neg": 0.5, "neu": 0.5}), LATENCY_OK, RULES)
 
 
 def test_latency_percentiles_match_numpy():
     timings = [float(value) for value in np.random.default_rng(0).gamma(2.0, 3.0, size=137)]
-    stats = promote.LatencyStats.from_timings(timings, "torch-fp32")
+    stats = promotion_gate.LatencyStats.from_timings(timings, "torch-fp32")
     assert stats.n == 137
     assert stats.p50_ms == pytest.approx(np.percentile(timings, 50), abs=1e-3)
     assert stats.p95_ms == pytest.approx(np.percentile(timings, 95), abs=1e-3)

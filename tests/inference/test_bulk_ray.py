@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tweet_classifier import cli
-from tweet_classifier.hub.publish import space_requirements
+from tweet_classifier.hub.staging import space_requirements
 from tweet_classifier.inference import bulk_ray
 from tweet_classifier.inference.bulk import (
     BulkError,

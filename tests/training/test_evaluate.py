@@ -118,7 +118,9 @@ def test_missing_or_broken_models_are_user_errors(tiny_model_dir, tmp_path, synt
     config_path, _, _ = synthetic
     with pytest.raises(evaluate.EvaluationError, match="neither an existing folder nor a Hub id"):
         evaluate.resolve_model_folder("not a model")
-    with pytest.raises(evaluate.EvaluationError, match="nobody/missing-model"):
+    with pytest.raises(
+        evaluate.EvaluationError, match="nobody/missing-model at revision main is not in the local Hub cache"
+    ):
         evaluate.resolve_model_folder("nobody/missing-model")
     assert cli.main(["evaluate", "--model", "nobody/missing-model", "--config", str(config_path)]) == cli.EXIT_USAGE
 
@@ -143,7 +145,7 @@ def test_missing_or_broken_models_are_user_errors(tiny_model_dir, tmp_path, synt
 def test_hub_ids_resolve_through_the_hub_cache(tiny_model_dir, monkeypatch):
     calls = []
 
-    def fake_snapshot_download(repo_id, revision=None, **kwargs):
+    def fake_snapshot_download(repo_id, revision=None, **patterns):
         calls.append((repo_id, revision))
         return str(tiny_model_dir)
 

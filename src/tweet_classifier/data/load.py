@@ -4,7 +4,6 @@ layout, or a Hub dataset id (``datasets.load_dataset``, which also works offline
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,11 @@ import pandas as pd
 
 from tweet_classifier.config import RunConfig, data_dir
 from tweet_classifier.data.readers import DataError, read_data_file, refuse_delimited_keys
+from tweet_classifier.hub_client import is_repo_id
 
 # Origin of rows from a source without its own splits (or whose splits are pooled and re-split).
 POOLED = "all"
 # "owner/name" or a legacy single-word id such as "tweet_eval"; never a path with a file suffix.
-_HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass
@@ -50,7 +49,7 @@ def load_raw(config: RunConfig) -> Loaded:
     if path.is_file():
         frame, info = read_data_file(path, data)
         return Loaded({POOLED: frame}, str(path), reading=info.to_dict())
-    if path.suffix == "" and data.format == "auto" and _HUB_ID_PATTERN.match(data.source):
+    if path.suffix == "" and data.format == "auto" and is_repo_id(data.source, namespace=False):
         # Not on disk and shaped like a Hub id: the real Hub fallback.
         return _load_hub(
             data.source,

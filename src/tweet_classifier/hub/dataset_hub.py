@@ -32,21 +32,10 @@ import yaml
 from tweet_classifier import arguments
 from tweet_classifier.config import HubConfig
 from tweet_classifier.data.prepared import CONFIG_YAML, REPORT_JSON, REPORT_MARKDOWN, SPLIT_FILES, SPLITS
-from tweet_classifier.hub.publish import (
-    EXIT_HUB_UNAVAILABLE,
-    HubError,
-    HubUnavailableError,
-    PublishResult,
-    _copy_files,
-    _current_secrets,
-    _empty_output_folder,
-    _write_result,
-    check_repo_id,
-    hub_config_from_args,
-    publish_staged,
-    require_hub_access,
-    scan_for_secrets,
-)
+from tweet_classifier.hub.commands import EXIT_HUB_UNAVAILABLE, hub_config_from_args, write_result
+from tweet_classifier.hub.publish import PublishResult, publish_staged, require_hub_access
+from tweet_classifier.hub.staging import copy_files, current_secrets, empty_output_folder, scan_for_secrets
+from tweet_classifier.hub_client import HubError, HubUnavailableError, check_repo_id
 from tweet_classifier.training.card import DATASET_LICENCE_IDS, DATASET_LICENCES, dataset_key
 
 logger = logging.getLogger(__name__)
@@ -141,6 +130,7 @@ def _size_category(rows: int) -> str:
 
 def dataset_card_data(data: DataFolder) -> Any:
     """``huggingface_hub.DatasetCardData``: licence, task, size and the ``configs:`` that ``load_dataset`` reads."""
+    # Deferred: huggingface_hub costs ~0.3 s to import; `--help` and bad flags fail before it is needed.
     from huggingface_hub import DatasetCardData
 
     key = dataset_key(data.source)
@@ -215,6 +205,7 @@ def _card_body(data: DataFolder, repo_id: str, columns: list[str]) -> str:
 
 def write_dataset_card(data: DataFolder, staging: Path, repo_id: str) -> Path:
     """README.md of the dataset repo; parsed back with ``DatasetCard.load`` before anything is sent."""
+    # Deferred: pyarrow and huggingface_hub are heavy imports, only needed once a data folder is staged.
     import pyarrow.parquet as parquet
     from huggingface_hub import DatasetCard
 
@@ -236,7 +227,7 @@ def stage_dataset_files(data_dir: str | Path, staging: str | Path, repo_id: str)
     target = Path(staging)
     present = {name: repo_path for name, repo_path in STAGED_NAMES.items() if (data.folder / name).is_file()}
     for name, repo_path in present.items():
-        _copy_files(data.folder, target, [name])
+        copy_files(data.folder, target, [name])
         (target / repo_path).parent.mkdir(parents=True, exist_ok=True)
         if repo_path != name:
             (target / name).replace(target / repo_path)
@@ -261,7 +252,7 @@ def push_data_folder(
     with tempfile.TemporaryDirectory(prefix="tweet-classifier-push-data-") as staging_name:
         staging = Path(staging_name)
         files = stage_dataset_files(data_dir, staging, repo_id)
-        scan_for_secrets(staging, files, _current_secrets())
+        scan_for_secrets(staging, files, current_secrets())
         sizes = json.loads((staging / "cleaning_report.json").read_text(encoding="utf-8")).get("split_sizes", {})
         message = "Publish the cleaned splits: " + ", ".join(f"{split} {sizes.get(split, '?')}" for split in SPLITS)
         info, deleted = publish_staged(
@@ -284,9 +275,9 @@ def push_data_folder(
 def dry_run_data_folder(data_dir: str | Path, out_dir: str | Path, repo_id: str, revision: str) -> PublishResult:
     """Write exactly the files ``push-data`` would upload into ``out_dir``; no network, no token needed."""
     DataFolder.load(data_dir)
-    target = _empty_output_folder(out_dir)
+    target = empty_output_folder(out_dir)
     files = stage_dataset_files(data_dir, target, repo_id)
-    scan_for_secrets(target, files, _current_secrets())
+    scan_for_secrets(target, files, current_secrets())
     return PublishResult(repo_id, "dataset", revision, files, dry_run_dir=str(target))
 
 
@@ -324,5 +315,5 @@ def run(args: argparse.Namespace, command: str) -> int:
     except HubUnavailableError as error:
         logger.error("%s", error)
         return EXIT_HUB_UNAVAILABLE
-    _write_result(result)
+    write_result(result)
     return arguments.EXIT_OK

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tweet_classifier.artifact import BENCHMARK_NAME, write_json_atomic
+from tweet_classifier.artifact import BENCHMARK_NAME, inspect_model_folder, write_json_atomic
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.inference.export import THROUGHPUT_PASSES, batch_throughput, single_latencies_ms
 
@@ -178,7 +178,6 @@ def benchmark(
         choose_backends,
         cpu_description,
         default_num_threads,
-        inspect_model_folder,
         read_parity,
     )
     from tweet_classifier.metrics import classification_report_dict

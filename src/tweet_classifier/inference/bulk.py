@@ -44,12 +44,12 @@ import pandas as pd
 
 from tweet_classifier.artifact import write_json_atomic
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.hub_client import is_repo_id
 
 logger = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _SEPARATORS = {"csv": ",", "tsv": "\t"}
-_HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # Bytes the input encoding cannot decode are read as these lone surrogates (errors="surrogateescape"):
 # the row is reported as undecodable and the same bytes are written back to a CSV/TSV/JSONL output.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
@@ -109,7 +109,7 @@ def open_source(
 ) -> Source:
     """A file (by suffix or ``input_format``), a Hub-layout folder or a Hub dataset id."""
     path = Path(name).expanduser()
-    if path.is_dir() or input_format == "hub" or (not path.exists() and _HUB_ID_PATTERN.match(name)):
+    if path.is_dir() or input_format == "hub" or (not path.exists() and is_repo_id(name, namespace=False)):
         return _dataset_source(name, subset, split)
     file_format = input_format if input_format != "auto" else FORMATS.get(path.suffix.lower())
     if not path.is_file():

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tweet_classifier.artifact import METRICS_NAME
+
 _WORD_PATTERN = re.compile(r"\S+")
 
 
@@ -260,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     max_words = ServeConfig().explain_max_words
     deletion = deletion_test(predictor, texts[: args.texts], max_words, seed=config.seed)
     latency = explanation_latency(predictor, texts[: args.latency_texts], max_words)
-    metrics = read_json(args.model / "metrics.json")
+    metrics = read_json(args.model / METRICS_NAME)
     backends = (predictor.backend_single, predictor.backend_batch)
     sys.stdout.write(format_trust_report(metrics, deletion, latency, backends, min(args.texts, len(texts))))
     return 0

@@ -71,7 +71,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tweet_classifier.artifact import atomic_folder, check_model_folder, write_json_atomic
+from tweet_classifier.artifact import (
+    RUN_CONFIG_NAME,
+    WEIGHTS_NAME,
+    atomic_folder,
+    check_model_folder,
+    write_json_atomic,
+)
 from tweet_classifier.config import ConfigError, InferenceConfig, RunConfig, build_config, load_config
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.inference.cascade_margin import Batching, margin_ladder, step_summary
@@ -116,7 +122,6 @@ CALIBRATION_TEXTS = 4000
 CASCADE_SAFETY = 1.25
 # A floor for the margin: a model whose int8 copy flips nothing on the sample still gets a small guard.
 CASCADE_MIN_MARGIN = 0.05
-RUN_CONFIG_NAME = "run_config.yaml"
 # The compiled package's largest batch; bigger batches run in slices of this size.
 COMPILED_MAX_BATCH = 1024
 # Two texts of different lengths: the traced graph must see padding to keep the mask arithmetic general.
@@ -266,7 +271,7 @@ def compile_bf16_package(model_dir: Path, target_dir: Path, scratch: Path) -> bo
             "format_version": COMPILED_FORMAT_VERSION,
             "torch": version("torch"),
             **{key: value for key, value in cpu_description().items() if key in ("machine", "model", "isa")},
-            "weights_sha256": file_sha256(model_dir / "model.safetensors"),
+            "weights_sha256": file_sha256(model_dir / WEIGHTS_NAME),
             "input_names": input_names,
             "max_batch": COMPILED_MAX_BATCH,
             "max_length": manifest.max_length,
@@ -556,7 +561,7 @@ def parity_report(
     return {
         "format_version": PARITY_FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "weights_sha256": file_sha256(model_dir / "model.safetensors"),
+        "weights_sha256": file_sha256(model_dir / WEIGHTS_NAME),
         "reference": REFERENCE_BACKEND,
         "criteria": {"min_agreement": inference.min_agreement, "max_f1_drop": inference.max_f1_drop},
         "validation_n": len(validation_texts),
@@ -612,7 +617,7 @@ def calibrate_cascade(
     calibration = {
         "format_version": CASCADE_FORMAT_VERSION,
         "margin": ladder[0].margin,
-        "weights_sha256": file_sha256(model_dir / "model.safetensors"),
+        "weights_sha256": file_sha256(model_dir / WEIGHTS_NAME),
         "calibration": {
             "split": "train",
             "texts": len(texts),

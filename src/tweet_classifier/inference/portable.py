@@ -28,12 +28,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tweet_classifier.artifact import ModelManifest, write_json_atomic
+from tweet_classifier.artifact import (
+    CONFIG_NAME,
+    PORTABLE_NORMALIZER_NAME,
+    PORTABLE_PIPELINE_NAME,
+    TOKENIZER_CONFIG_NAME,
+    ModelManifest,
+    write_json_atomic,
+)
 from tweet_classifier.inference.calibration import read_calibration
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_FILES = ("hf_pipeline.py", "text.py")
+PIPELINE_FILES = (PORTABLE_PIPELINE_NAME, PORTABLE_NORMALIZER_NAME)
 PIPELINE_TASK = "text-classification"
 PIPELINE_IMPL = "hf_pipeline.TweetClassificationPipeline"
 # Where the pipeline reads the settings (hf_pipeline.SETTINGS_KEY and TEMPERATURE_KEY: that file cannot
@@ -49,7 +56,7 @@ def write_portable_pipeline(folder: str | Path) -> None:
     package = Path(__file__).resolve().parents[1]  # hf_pipeline.py and text.py sit at the package top
     for name in PIPELINE_FILES:
         shutil.copyfile(package / name, folder / name)
-    config_path = folder / "config.json"
+    config_path = folder / CONFIG_NAME
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["custom_pipelines"] = {
         PIPELINE_TASK: {"impl": PIPELINE_IMPL, "pt": ["AutoModelForSequenceClassification"], "type": "text"}
@@ -57,7 +64,7 @@ def write_portable_pipeline(folder: str | Path) -> None:
     config[SETTINGS_KEY] = dict(manifest.normalizer)
     config[TEMPERATURE_KEY] = _temperature(folder)
     write_json_atomic(config_path, config)
-    tokenizer_path = folder / "tokenizer_config.json"
+    tokenizer_path = folder / TOKENIZER_CONFIG_NAME
     if tokenizer_path.is_file():
         tokenizer = json.loads(tokenizer_path.read_text(encoding="utf-8"))
         tokenizer["model_max_length"] = manifest.max_length

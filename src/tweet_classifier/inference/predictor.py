@@ -46,12 +46,22 @@ import numpy as np
 from pydantic import ValidationError
 
 from tweet_classifier.artifact import (
+    CASCADE_NAME,
+    COMPILED_INFO_NAME,
+    COMPILED_NAME,
+    ONNX_CASCADE_NAME,
+    ONNX_DIR,
+    ONNX_FP32_NAME,
+    ONNX_INT8_NAME,
+    PARITY_NAME,
+    TOKENIZER_NAME,
     WEIGHTS_NAME,
     ArtifactError,
     ModelManifest,
-    check_model_folder,
     file_sha256,
+    inspect_model_folder,
     read_json,
+    resolve_model,
 )
 from tweet_classifier.config import NormalizeConfig
 from tweet_classifier.errors import TweetClassifierError
@@ -64,15 +74,11 @@ CASCADE_BACKEND = "onnx-int8-cascade"
 COMPILED_BACKEND = "torch-bf16-compiled"
 BACKENDS = ("torch-fp32", "torch-bf16", COMPILED_BACKEND, "onnx-fp32", "onnx-int8", CASCADE_BACKEND)
 REFERENCE_BACKEND = "torch-fp32"
-ONNX_DIR = "onnx"
-ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model-int8.onnx", CASCADE_BACKEND: "model-cascade.onnx"}
+ONNX_FILES = {"onnx-fp32": ONNX_FP32_NAME, "onnx-int8": ONNX_INT8_NAME, CASCADE_BACKEND: ONNX_CASCADE_NAME}
 # ORT graph passes left off, at export and at load: on this CPU ORT 1.32's fused SkipLayerNormalization
 # takes 40 us per call at 27 x 384 against 17 us for the Add + LayerNormalization it replaces (2 threads),
 # and BiasGelu is no faster than Add + Gelu; without both, int8 runs at 1.75 instead of 2.11 ms p50.
 SLOW_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
-CASCADE_NAME = "cascade.json"
-# The Rust tokenizer, truncation and padding set, so loads of exported backends skip transformers.
-TOKENIZER_NAME = "tokenizer.json"
 # The instruction sets that decide which backend is fastest (int8 VNNI/AMX, bf16 AVX512/AMX).
 _ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 # Model input -> attribute of a tokenizers.Encoding.
@@ -86,22 +92,14 @@ MAX_SPLIT_GROUPS = 4
 SPLIT_CALL_COST_TOKENS = 128
 # The cascade graph takes its margin as an input, fed from cascade.json (calibrated by export).
 CASCADE_MARGIN_INPUT = "cascade_margin"
-# The AOTInductor package (a zip holding a shared library) and what it was compiled for.
-COMPILED_NAME = "model-bf16.pt2"
-COMPILED_INFO_NAME = "compiled.json"
+# compiled.json's format: what the AOTInductor package (artifact.COMPILED_NAME) was compiled for.
 COMPILED_FORMAT_VERSION = 1
 # The files each exported backend needs in onnx/ (the plain torch backends read only the weights).
 BACKEND_FILES = {name: (file,) for name, file in ONNX_FILES.items()} | {
     CASCADE_BACKEND: (ONNX_FILES[CASCADE_BACKEND], CASCADE_NAME),
     COMPILED_BACKEND: (COMPILED_NAME, COMPILED_INFO_NAME),
 }
-PARITY_NAME = "parity.json"
 PARITY_FORMAT_VERSION = 1
-PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
-# Never fetched from the Hub: pickled weights can run code on load, and we only read safetensors; a .pt2
-# package is a shared library (native code), built by `export` on the machine that runs it.
-_HUB_IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.pkl", "*.pt2"]
-_HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LONE_SURROGATE_PATTERN = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
 # Short and long, ASCII and not: warm-up should touch the code paths real requests take.
 _WARMUP_TEXTS = (
@@ -340,68 +338,6 @@ def choose_backends(model_dir: Path, weights_sha256: str) -> tuple[str, str, str
     return single, batch, reason
 
 
-def resolve_model(model: str | Path, revision: str | None) -> tuple[Path, str | None]:
-    """A local folder, or a Hub id downloaded (or found in the cache) at ``revision``.
-
-    Returns the folder and, for Hub ids, ``repo_id@commit``.
-    """
-    path = Path(model)
-    if path.exists():
-        if revision is not None:
-            logger.warning("revision %r ignored: %s is a local folder, not a Hub id", revision, path)
-        return path, None
-    name = str(model)
-    if not _HUB_ID_PATTERN.match(name):
-        raise ModelLoadError(
-            f"model {name!r} is neither an existing folder nor a Hub id (owner/name): "
-            "pass a folder written by `tweet-classifier train` or a Hub repo id"
-        )
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError, RevisionNotFoundError
-
-    try:
-        folder = Path(snapshot_download(name, revision=revision, ignore_patterns=_HUB_IGNORE_PATTERNS))
-    except RevisionNotFoundError:
-        raise ModelLoadError(
-            f"revision {revision!r} does not exist in {name}: pass a commit SHA, tag or branch of that repo"
-        ) from None
-    except LocalEntryNotFoundError:
-        raise ModelLoadError(
-            f"{name} at revision {revision or 'main'} is not in the local Hub cache and the Hub cannot be reached "
-            "(HF_HUB_OFFLINE=1 or no network): download it once online or pass a local model folder"
-        ) from None
-    except (HfHubHTTPError, HFValidationError, OSError) as error:
-        raise ModelLoadError(
-            f"cannot download {name}@{revision or 'main'}: {error}; check the id, the network and HF_TOKEN"
-        ) from None
-    return folder, f"{name}@{folder.name[:12]}"
-
-
-def inspect_model_folder(folder: Path) -> tuple[ModelManifest, str]:
-    """Refuse pickle-only folders, read the manifest, verify the safetensors header; returns the weights' sha256."""
-    weights = folder / WEIGHTS_NAME
-    if not weights.is_file():
-        pickles = [name for name in PICKLE_WEIGHTS if (folder / name).is_file()]
-        if pickles:
-            raise ModelLoadError(
-                f"{folder} has only {pickles[0]}, a pickle that can run code when loaded; refusing it. "
-                "Re-save the model with save_pretrained(safe_serialization=True) to get model.safetensors"
-            )
-    try:
-        manifest = check_model_folder(folder)
-    except ArtifactError as error:
-        raise ModelLoadError(str(error)) from None
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(weights), framework="np") as handle:
-            if not list(handle.keys()):
-                raise ModelLoadError(f"{weights} holds no tensors; retrain or re-download the model")
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ModelLoadError(f"{weights} is corrupt ({error}); retrain or re-download the model") from None
-    return manifest, file_sha256(weights)
-
-
 class Predictor:
     """Load once (warm), then ``predict`` / ``predict_batch`` from any number of threads."""
 
@@ -472,8 +408,11 @@ class Predictor:
         started = time.perf_counter()
         if backend != "auto" and backend not in BACKENDS:
             raise ModelLoadError(f"unknown backend {backend!r}: use auto or one of {', '.join(BACKENDS)}")
-        folder, hub_version = resolve_model(model, revision)
-        manifest, weights_sha256 = inspect_model_folder(folder)
+        try:
+            folder, hub_version = resolve_model(model, revision)
+            manifest, weights_sha256 = inspect_model_folder(folder)
+        except ArtifactError as error:
+            raise ModelLoadError(str(error)) from None
         try:
             NormalizeConfig(**manifest.normalizer)
         except (ValidationError, TypeError) as error:

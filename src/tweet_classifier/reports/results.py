@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tweet_classifier.artifact import ModelManifest, read_json
+from tweet_classifier.artifact import METRICS_NAME, RUN_CONFIG_NAME, ModelManifest, read_json
 from tweet_classifier.errors import TweetClassifierError
 
 # Published test macro-F1 of the TweetEval leaderboard (Barbieri et al., Findings of EMNLP 2020, and
@@ -35,7 +35,7 @@ class ResultsError(TweetClassifierError):
 
 
 def _run_name(model_dir: Path) -> str:
-    run_config = model_dir / "run_config.yaml"
+    run_config = model_dir / RUN_CONFIG_NAME
     if run_config.is_file():
         values = yaml.safe_load(run_config.read_text(encoding="utf-8")) or {}
         return str(values.get("name", model_dir.name))
@@ -45,7 +45,7 @@ def _run_name(model_dir: Path) -> str:
 def load_run(model_dir: str | Path) -> dict[str, Any]:
     """The numbers of one trained model folder that the summary needs."""
     folder = Path(model_dir)
-    metrics_path = folder / "metrics.json"
+    metrics_path = folder / METRICS_NAME
     if not metrics_path.is_file():
         raise ResultsError(f"{metrics_path} is missing: train the model first (`tweet-classifier train`)")
     metrics = read_json(metrics_path)
@@ -153,7 +153,7 @@ def collect_variants(root: str | Path) -> dict[str, dict[str, Any]]:
     """Read every trained variant folder under ``root`` into the rows the variants table needs."""
     rows: dict[str, dict[str, Any]] = {}
     for folder in sorted(Path(root).iterdir()):
-        if (folder / "metrics.json").is_file():
+        if (folder / METRICS_NAME).is_file():
             run = load_run(folder)
             rows[folder.name] = {
                 "test_macro_f1": run["test_macro_f1"],

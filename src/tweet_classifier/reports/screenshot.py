@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from tweet_classifier.artifact import CANARY_NAME
 from tweet_classifier.errors import TweetClassifierError
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def labelled_texts(model_dir: Path, limit: int = 400) -> list[tuple[str, str]]:
         return list(zip(test["raw_text"].astype(str), test["label"].astype(str), strict=True))
     except (TweetClassifierError, OSError, KeyError, ValueError) as error:
         logger.info("no raw test split for %s (%s): sending the canary rows", model_dir, error)
-    path = model_dir / "canary.jsonl"
+    path = model_dir / CANARY_NAME
     rows: list[tuple[str, str]] = []
     if path.is_file():
         with path.open(encoding="utf-8") as stream:

@@ -23,6 +23,7 @@ from typing import Any
 
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.feedback import FILE_PATTERN, PATH_IN_REPO, read_records
+from tweet_classifier.hub_client import is_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,7 @@ class HubFeedbackLog:
         # Deferred here and below: huggingface_hub costs ~0.3 s to import, paid only with FEEDBACK_REPO set.
         from huggingface_hub import constants, get_token
 
-        from tweet_classifier.hub.publish import REPO_ID_PATTERN
-
-        if not REPO_ID_PATTERN.match(repo_id) or ".." in repo_id:
+        if not is_repo_id(repo_id):
             raise FeedbackRepoError(f"FEEDBACK_REPO must be a Hub dataset id like ORG/NAME, got {repo_id!r}")
         if constants.is_offline_mode():
             raise FeedbackRepoError(

@@ -26,12 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tweet_classifier.artifact import ABLATION_NAME, BENCHMARK_NAME
+from tweet_classifier.artifact import ABLATION_NAME, BENCHMARK_NAME, CLEANING_REPORT_NAME, METRICS_NAME
 
 logger = logging.getLogger(__name__)
 
-METRICS_NAME = "metrics.json"
-CLEANING_REPORT_NAME = "cleaning_report.json"
 # Row names in benchmark.json (tweet_classifier.inference.benchmark.PIPELINE / AUTO; not imported, because that
 # module pulls in the exporter and this one runs in the server's UI).
 PIPELINE_ROW = "pipeline"

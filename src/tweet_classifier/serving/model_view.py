@@ -7,7 +7,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tweet_classifier.artifact import read_json
+from tweet_classifier.artifact import (
+    CLEANING_REPORT_MARKDOWN_NAME,
+    CLEANING_REPORT_NAME,
+    METRICS_NAME,
+    read_json,
+)
 from tweet_classifier.serving.impact import read_impact
 from tweet_classifier.serving.loading import PredictorLike
 
@@ -27,12 +32,12 @@ def read_model_view(predictor: PredictorLike, folder: Path | None) -> dict[str, 
     }
     if folder is None:
         return info
-    for key, name in (("metrics", "metrics.json"), ("cleaning_report", "cleaning_report.json")):
+    for key, name in (("metrics", METRICS_NAME), ("cleaning_report", CLEANING_REPORT_NAME)):
         try:
             info[key] = read_json(folder / name) if (folder / name).is_file() else None
         except (OSError, ValueError):
             logger.warning("could not read %s", folder / name)
-    report_md = folder / "cleaning_report.md"
+    report_md = folder / CLEANING_REPORT_MARKDOWN_NAME
     if report_md.is_file():
         info["cleaning_report_md"] = report_md.read_text(encoding="utf-8", errors="replace")[:50_000]
     info["impact"] = read_impact(folder, getattr(predictor, "backend_single", None))

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tweet_classifier.artifact import MANIFEST_NAME
+from tweet_classifier.artifact import MANIFEST_NAME, METADATA_PATTERNS, RUN_CONFIG_NAME, resolve_model
 from tweet_classifier.config import InferenceConfig, ServeConfig, load_serving_config
 from tweet_classifier.serving.errors import BadRequestError, NoModelError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS_DIR = "models"
-RUN_CONFIG_NAME = "run_config.yaml"
 # The Space card (README.md front matter) beside app.py: its `models:` list names the model a Space serves.
 SPACE_CARD = "README.md"
 
@@ -157,11 +156,7 @@ def model_metadata_dir(model: str, revision: str | None) -> Path | None:
     if Path(model).is_dir():
         return Path(model)
     try:
-        from huggingface_hub import snapshot_download  # deferred: see model_run_config_path
-
-        return Path(
-            snapshot_download(model, revision=revision, allow_patterns=["*.json", "*.jsonl", "*.yaml", "*.md", "*.txt"])
-        )
+        return resolve_model(model, revision, allow_patterns=METADATA_PATTERNS)[0]
     except Exception:
         logger.warning("could not fetch the metadata files of %s; model view and reference are unavailable", model)
         return None

@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 
 from tweet_classifier import metrics
 from tweet_classifier.arguments import add_config_arguments
-from tweet_classifier.artifact import write_json_atomic
+from tweet_classifier.artifact import METRICS_NAME, write_json_atomic
 from tweet_classifier.config import BaselineConfig, RunConfig, load_config, save_config
 from tweet_classifier.data.prepare import prepare_data
 from tweet_classifier.data.tfidf_model import (
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
+METRICS_FILE = METRICS_NAME
 MODEL_FILE = "baseline.joblib"
 CONFIG_FILE = "config.yaml"
 

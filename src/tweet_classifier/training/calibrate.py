@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tweet_classifier.arguments import add_model_folder_arguments
-from tweet_classifier.artifact import read_json, write_json_atomic
+from tweet_classifier.artifact import METRICS_NAME, read_json, write_json_atomic
 from tweet_classifier.config import RunConfig
 from tweet_classifier.data.prepare import prepare_data
 from tweet_classifier.inference.calibration import CalibrationError
@@ -49,7 +49,7 @@ def calibrate_model_folder(model_dir: Path, config: RunConfig) -> dict[str, Any]
         loaded.manifest.labels,
         config,
     )
-    metrics_path = model_dir / "metrics.json"
+    metrics_path = model_dir / METRICS_NAME
     metrics = read_json(metrics_path) if metrics_path.is_file() else {}
     write_json_atomic(metrics_path, metrics | additions)
     write_portable_pipeline(model_dir)  # the transformers pipeline divides by the new temperature too

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from tweet_classifier.artifact import CALIBRATION_NAME, file_sha256, write_json_atomic
+from tweet_classifier.artifact import CALIBRATION_NAME, WEIGHTS_NAME, file_sha256, write_json_atomic
 from tweet_classifier.inference.calibration import CALIBRATION_FORMAT_VERSION, CalibrationError
 from tweet_classifier.metrics import classification_report_dict, expected_calibration_error
 
@@ -401,7 +401,7 @@ def write_calibration(
         min_kept=config.review.min_kept,
         min_per_class=config.review.min_per_class,
     )
-    payload["weights_sha256"] = file_sha256(model_dir / "model.safetensors")
+    payload["weights_sha256"] = file_sha256(model_dir / WEIGHTS_NAME)
     write_json_atomic(model_dir / CALIBRATION_NAME, payload)
     numbers = metrics["calibration"]["test"]
     logger.info(

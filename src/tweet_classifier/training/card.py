@@ -15,13 +15,23 @@ from typing import Any
 
 import yaml
 
-from tweet_classifier.artifact import FILE_DESCRIPTIONS, ArtifactError, ModelManifest, read_canary, read_json
+from tweet_classifier.artifact import (
+    BENCHMARK_NAME,
+    CARD_NAME,
+    CLEANING_REPORT_NAME,
+    FILE_DESCRIPTIONS,
+    METRICS_NAME,
+    RUN_CONFIG_NAME,
+    ArtifactError,
+    ModelManifest,
+    read_canary,
+    read_json,
+)
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.inference.calibration import review_outcome
 
 logger = logging.getLogger(__name__)
 
-CARD_NAME = "README.md"
 # Licences of the data the model is trained on; the card repeats them because they bind the weights' use.
 DATASET_LICENCES = {
     "twitter-airline-sentiment": (
@@ -158,13 +168,13 @@ def render_model_card(model_dir: str | Path, repo_id: str | None = None, dataset
 
     folder = Path(model_dir)
     manifest = ModelManifest.load(folder)
-    metrics = _read_optional_json(folder / "metrics.json")
+    metrics = _read_optional_json(folder / METRICS_NAME)
     if not metrics or "test" not in metrics:
         raise ModelCardError(f"{folder}/metrics.json is missing or has no test metrics: rerun training or evaluation")
-    run_config_path = folder / "run_config.yaml"
+    run_config_path = folder / RUN_CONFIG_NAME
     run_config = yaml.safe_load(run_config_path.read_text(encoding="utf-8")) if run_config_path.is_file() else {}
-    cleaning = _read_optional_json(folder / "cleaning_report.json")
-    benchmark = _read_optional_json(folder / "benchmark.json")
+    cleaning = _read_optional_json(folder / CLEANING_REPORT_NAME)
+    benchmark = _read_optional_json(folder / BENCHMARK_NAME)
     metadata = card_metadata(manifest, metrics, run_config, widget_examples(folder), dataset_repo_id)
     body = _card_body(manifest, metrics, run_config or {}, cleaning, benchmark, repo_id or str(folder))
     body += _files_section(folder)

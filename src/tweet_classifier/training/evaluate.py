@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tweet_classifier import arguments
-from tweet_classifier.artifact import ModelManifest
+from tweet_classifier.artifact import ArtifactError, ModelManifest, resolve_model
 from tweet_classifier.config import NormalizeConfig, RunConfig, load_config
 from tweet_classifier.data.model_text import model_texts
 from tweet_classifier.data.prepare import prepare_data
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.inference.predictor import InvalidInputError, ModelLoadError, Predictor, resolve_model
+from tweet_classifier.inference.predictor import InvalidInputError, ModelLoadError, Predictor
 from tweet_classifier.inference.scoring import load_scorer, score_texts
 from tweet_classifier.metrics import classification_report_dict, slice_metrics
 from tweet_classifier.text import NORMALIZER_VERSION, text_traits
@@ -45,7 +45,7 @@ def resolve_model_folder(model: str | Path, revision: str | None = None) -> Path
     """A local folder as is; a Hub id downloaded (or read from the cache) at ``revision``."""
     try:
         return resolve_model(model, revision)[0]
-    except ModelLoadError as error:
+    except ArtifactError as error:
         raise EvaluationError(str(error)) from None
 
 

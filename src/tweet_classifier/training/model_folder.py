@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tweet_classifier.artifact import ModelManifest, atomic_folder, write_json_atomic
+from tweet_classifier.artifact import (
+    CLEANING_REPORT_MARKDOWN_NAME,
+    CLEANING_REPORT_NAME,
+    METRICS_NAME,
+    RUN_CONFIG_NAME,
+    ModelManifest,
+    atomic_folder,
+    write_json_atomic,
+)
 from tweet_classifier.config import RunConfig, save_config
 from tweet_classifier.inference.portable import write_portable_pipeline
 from tweet_classifier.inference.scoring import load_scorer, score_texts
@@ -125,10 +133,10 @@ def write_model_folder(
         )
         # After calibration: the pipeline carries the fitted temperature too.
         write_portable_pipeline(staging)
-        save_config(config, staging / "run_config.yaml")
-        write_json_atomic(staging / "metrics.json", metrics)
-        write_json_atomic(staging / "cleaning_report.json", report)
-        (staging / "cleaning_report.md").write_text(prepared.report.to_markdown(), encoding="utf-8")
+        save_config(config, staging / RUN_CONFIG_NAME)
+        write_json_atomic(staging / METRICS_NAME, metrics)
+        write_json_atomic(staging / CLEANING_REPORT_NAME, report)
+        (staging / CLEANING_REPORT_MARKDOWN_NAME).write_text(prepared.report.to_markdown(), encoding="utf-8")
         write_serving_files(staging, prepared, tokenizer, config, test_predicted, written_by="train")
         card.write_model_card(staging)
     logger.info("model folder written: %s", model_dir)

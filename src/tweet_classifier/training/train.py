@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tweet_classifier import arguments
+from tweet_classifier.artifact import RUN_CONFIG_NAME
 from tweet_classifier.config import RunConfig, load_config, save_config
 from tweet_classifier.training.checkpoints import checkpoints_dir_for
 from tweet_classifier.training.errors import DiskFullError
@@ -150,7 +151,7 @@ def _train_model(
             trainer.add_callback(callback)
         if trainer.is_world_process_zero():
             checkpoints_dir.mkdir(parents=True, exist_ok=True)
-            save_config(config, checkpoints_dir / "run_config.yaml")
+            save_config(config, checkpoints_dir / RUN_CONFIG_NAME)
 
         started = time.perf_counter()
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
