@@ -9,7 +9,7 @@ its own:
 
 * `pipeline`: `transformers.pipeline("text-classification")` at batch 32 over the file read in chunks,
   labels written to a CSV: the end-to-end job a script would write without this project;
-* `predict`: `bulk.predict_file`, what `tweet-classifier predict` runs (auto backend, length bucketing);
+* `predict`: `bulk.local.predict_file`, what `tweet-classifier predict` runs (auto backend, length bucketing);
 * `predict, input order`: the same with batches of 32 in input order (`plan_batches` replaced), to
   show what length bucketing gains;
 * `model only`: `Predictor.load` + warm-up, the model's own peak RSS.
@@ -64,7 +64,8 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
                 rows += len(texts)
         return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
 
-    from tweet_classifier.inference import bulk, predictor
+    from tweet_classifier.inference import predictor
+    from tweet_classifier.inference.bulk import local, sources
 
     if job == "predict-input-order":
         # What bucketing gains: the same job with batches of 32 in input order.
@@ -75,7 +76,7 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
     if job == "model":
         return {"seconds": 0.0, "rows": 0, "peak_rss_mb": _peak_rss_mb(), "backend": loaded.backend_batch}
     started = time.perf_counter()
-    summary = bulk.predict_file(loaded, bulk.open_source(str(source)), output, overwrite=True)
+    summary = local.predict_file(loaded, sources.open_source(str(source)), output, overwrite=True)
     return {
         "seconds": time.perf_counter() - started,
         "rows": summary.rows,
