@@ -23,9 +23,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
 
-# Dependencies before the source, so editing code does not reinstall torch.
-COPY --chown=user:user requirements.txt ./
-RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" -r requirements.txt
+# Dependencies before the source, so editing code does not reinstall them; torch (the CPU build, the one
+# package from TORCH_INDEX_URL) in a layer of its own, so moving another pin does not fetch it again. Both
+# locks pin every file by sha256 (`make lock`): pip refuses anything else.
+COPY --chown=user:user requirements-torch.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps --extra-index-url "${TORCH_INDEX_URL}" \
+    -r requirements-torch.lock
+COPY --chown=user:user requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 COPY --chown=user:user pyproject.toml README.md app.py ./
 COPY --chown=user:user src/ src/

@@ -26,21 +26,40 @@ export TOKENIZERS_PARALLELISM ?= false
 PYTEST := $(BIN)/python -m pytest
 COV := --cov --cov-report=term-missing:skip-covered --cov-report=xml
 
-.PHONY: help setup fetch demo test test-slow test-load test-browser test-security screenshot lint format data baseline ablation train \
+.PHONY: help setup lock fetch demo test test-slow test-load test-browser test-security screenshot lint format data baseline ablation train \
 	train-resume evaluate train-speed export bench bench-smoke api-latency results push deploy-space retrain clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-setup: $(STAMP)  ## create .venv and install the pinned requirements (once; again when they change)
+setup: $(STAMP)  ## create .venv and install the locked requirements with their hashes (once; again when they change)
 
-# requirements-scale.txt is the optional `scale` extra (Ray, for `predict --engine ray`): CI tests it.
-$(STAMP): requirements.txt requirements-dev.txt requirements-scale.txt pyproject.toml
+# The locks (`make lock`) pin every package with its sha256: requirements-dev.lock is the runtime, dev and
+# `scale` (Ray, for `predict --engine ray`: CI tests it) requirements. torch is PyTorch's CPU build, which only
+# PyTorch's CPU index serves: it comes first and alone (requirements-torch.lock, no dependencies), so that
+# one lookup is the only one sent to that index; every other package comes from PyPI.
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+$(STAMP): requirements-torch.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -r requirements-scale.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --extra-index-url $(TORCH_INDEX_URL) \
+		-r requirements-torch.lock
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Where uv finds torch's CPU build: PyTorch's CPU index, for the torch packages only (uv's --torch-backend).
+# A machine with the wheel on disk and no route to that index: make lock TORCH_SOURCE="--find-links DIR".
+TORCH_SOURCE ?= --torch-backend cpu
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" $(TORCH_SOURCE)
+
+lock:  ## regenerate the hash locks from requirements*.txt with uv (from `make setup`; kept versions stay unless a pin moves)
+	$(LOCK) requirements.txt --output-file requirements.lock
+	$(LOCK) requirements.txt requirements-dev.txt requirements-scale.txt --constraint requirements.lock \
+		--output-file requirements-dev.lock
+	@# uv writes no hashes with --no-deps: the torch lock is torch's entry of requirements.lock, copied.
+	{ echo "# torch alone, copied from requirements.lock by make lock: pip install --no-deps -r this file"; \
+		sed -n '/^torch==/,/^    # via/p' requirements.lock; } > requirements-torch.lock
 
 # ---- the two quick-start commands
 

@@ -12,6 +12,10 @@ its own:
 * `predict`: `bulk.local.predict_file`, what `tweet-classifier predict` runs (auto backend, length bucketing);
 * `predict, input order`: the same with batches of 32 in input order (`plan_batches` replaced), to
   show what length bucketing gains;
+* `predict-ray`: the same with `--engine ray` (`bulk.ray_engine.predict_on_ray`) on a local Ray cluster of
+  one actor per core, one intra-op thread each; the cluster is started before the clock, like the model
+  is loaded before it. Its peak RSS is the largest sum over the driver and every process under it (the
+  Ray services and the actors, each holding a model), sampled every 0.2 s;
 * `model only`: `Predictor.load` + warm-up, the model's own peak RSS.
 
 Texts/s count the scoring (read, score, write) after the model is loaded, for every job alike.
@@ -29,12 +33,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 logger = logging.getLogger("bench_bulk")
 BATCH = 32
-JOBS = ("pipeline", "predict", "predict-input-order")
+JOBS = ("pipeline", "predict", "predict-input-order", "predict-ray")
+# Texts of the /v1/predict_batch sample: the largest request the app takes (serve.max_batch_texts).
+API_SAMPLE = 256
+# How often the Ray job samples its processes' RSS.
+RSS_SAMPLE_S = 0.2
 
 
 def _peak_rss_mb() -> float:
@@ -75,6 +84,14 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
     loaded = predictor.Predictor.load(model, num_threads=threads, batch_size=BATCH)
     if job == "model":
         return {"seconds": 0.0, "rows": 0, "peak_rss_mb": _peak_rss_mb(), "backend": loaded.backend_batch}
+    if job == "predict-ray":
+        return _ray_worker(loaded, model, source, output, threads)
+    if job == "api-sample":
+        # What /v1/predict_batch runs for one request of API_SAMPLE texts (ClassifierService.predict_batch).
+        texts = pd.read_csv(source, dtype=object, keep_default_na=False, nrows=API_SAMPLE)["text"].tolist()
+        labels = [prediction.label for prediction in loaded.predict_batch(texts)]
+        pd.DataFrame({"label": labels}).to_csv(output, index=False)
+        return {"seconds": 0.0, "rows": len(labels), "peak_rss_mb": _peak_rss_mb(), "backend": loaded.backend_batch}
     started = time.perf_counter()
     summary = local.predict_file(loaded, sources.open_source(str(source)), output, overwrite=True)
     return {
@@ -85,6 +102,44 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
     }
 
 
+def _ray_worker(loaded: Any, model: Path, source: Path, output: Path, threads: int) -> dict[str, float]:
+    """`predict --engine ray` with `threads` actors on a local cluster; peak RSS of the whole process tree."""
+    import threading
+
+    import psutil
+
+    from tweet_classifier.inference.bulk import ray_engine, sources
+
+    ray_engine.start_ray(None, threads)
+    root = psutil.Process()
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(RSS_SAMPLE_S):
+            total = 0
+            for process in [root, *root.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    continue  # a process that ended between the listing and the read
+            peak[0] = max(peak[0], total / 2**20)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    args = argparse.Namespace(
+        num_actors=threads, ray_address=None, num_threads=None, text_column="text", prefix="", encoding="utf-8"
+    )
+    args.output = output
+    load = {"model": model, "revision": None, "backend": loaded.backend_batch, "batch_size": BATCH}
+    started = time.perf_counter()
+    summary = ray_engine.predict_on_ray(loaded, sources.open_source(str(source)), args, load, {"overwrite": True})
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    return {"seconds": seconds, "rows": summary.rows, "peak_rss_mb": peak[0], "backend": loaded.backend_batch}
+
+
 def _run_job(job: str, model: Path, source: Path, work: Path, threads: int) -> dict[str, float]:
     output = work / f"{source.stem}-{job}.csv"
     command = [sys.executable, __file__, "--worker", job, "--model", str(model), "--source", str(source)]
@@ -93,10 +148,12 @@ def _run_job(job: str, model: Path, source: Path, work: Path, threads: int) -> d
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
-def _labels_agree(work: Path, source: Path) -> float:
-    predicted = pd.read_csv(work / f"{source.stem}-predict.csv", usecols=["label"])["label"]
-    piped = pd.read_csv(work / f"{source.stem}-pipeline.csv", usecols=["label"])["label"]
-    return float((predicted.to_numpy() == piped.to_numpy()).mean())
+def _labels_agree(work: Path, source: Path, job: str, other: str) -> float:
+    """The share of rows where two jobs' labels agree (over the shorter output, for the API sample)."""
+    predicted = pd.read_csv(work / f"{source.stem}-{job}.csv", usecols=["label"])["label"].to_numpy()
+    reference = pd.read_csv(work / f"{source.stem}-{other}.csv", usecols=["label"])["label"].to_numpy()
+    rows = min(len(predicted), len(reference))
+    return float((predicted[:rows] == reference[:rows]).mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat-rows", type=int, default=100_000, help="rows of the repeated file (0: none)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    parser.add_argument("--worker", choices=[*JOBS, "model"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*JOBS, "model", "api-sample"], help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -142,13 +199,18 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info(
                     "%s %s: %.0f texts/s, peak RSS %.0f MB", name, job, row["rows"] / row["seconds"], row["peak_rss_mb"]
                 )
-            results[name]["predict"]["agreement"] = _labels_agree(work, source)
+            results[name]["predict"]["agreement"] = _labels_agree(work, source, "predict", "pipeline")
+            results[name]["predict-ray"]["agreement"] = _labels_agree(work, source, "predict-ray", "pipeline")
+            results[name]["predict-ray"]["equal_to_predict"] = _labels_agree(work, source, "predict-ray", "predict")
+            _run_job("api-sample", args.model, source, work, threads)
+            results[name]["predict"]["equal_to_api"] = _labels_agree(work, source, "predict", "api-sample")
     lines = [
         f"Model `{args.model.name}`, batch backend `{model_only['backend']}`, {threads} threads, batch {BATCH}; "
         f"the model alone (load + warm-up) peaks at {model_only['peak_rss_mb']:.0f} MB RSS.",
         "",
-        "| file | job | texts/s | x pipeline | peak RSS MB | RSS over the model's own | labels = pipeline |",
-        "|---|---|---|---|---|---|---|",
+        "| file | job | texts/s | x pipeline | peak RSS MB | RSS over the model's own | labels = pipeline "
+        f"| labels = predict | labels = /v1/predict_batch (first {API_SAMPLE}) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, jobs in results.items():
         anchor = jobs["pipeline"]["rows"] / jobs["pipeline"]["seconds"]
@@ -158,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 f"| {name} | {job} | {speed:,.0f} | {speed / anchor:.2f}x | {row['peak_rss_mb']:.0f} | "
                 f"{'' if over is None else f'{over:+.0f}'} | "
-                f"{'' if 'agreement' not in row else format(row['agreement'], '.4f')} |"
+                + " | ".join(
+                    "" if key not in row else format(row[key], ".4f")
+                    for key in ("agreement", "equal_to_predict", "equal_to_api")
+                )
+                + " |"
             )
     sys.stdout.write("\n".join(lines) + "\n")
     if args.json:

@@ -155,6 +155,18 @@ def test_wrong_type_names_key_and_value(override: str, message: str) -> None:
             "equal to 1",
         ),
         ("data.max_rows=-5", "config key 'data.max_rows' has invalid value -5: Input should be greater than 0"),
+        (
+            "review.min_coverage=1.2",
+            "config key 'review.min_coverage' has invalid value 1.2: Input should be less than or equal to 1",
+        ),
+        (
+            "review.min_kept=0",
+            "config key 'review.min_kept' has invalid value 0: Input should be greater than or equal to 1",
+        ),
+        (
+            "review.min_per_class=-1",
+            "config key 'review.min_per_class' has invalid value -1: Input should be greater than or equal to 0",
+        ),
     ],
 )
 def test_out_of_range_names_key_and_value(override: str, message: str) -> None:

@@ -64,14 +64,15 @@ def test_actionlint_passes():
 def test_dockerfile_installs_dependencies_before_copying_the_source():
     instructions = dockerfile_instructions()
     copies = [(index, args) for index, (keyword, args) in enumerate(instructions) if keyword == "COPY"]
-    requirements_copy = next(index for index, args in copies if "requirements.txt" in args)
     source_copy = next(index for index, args in copies if "src/" in args)
-    install = next(
-        index
-        for index, (keyword, args) in enumerate(instructions)
-        if keyword == "RUN" and "-r requirements.txt" in args
-    )
-    assert requirements_copy < install < source_copy
+    for lock in ("requirements-torch.lock", "requirements.lock"):
+        lock_copy = next(index for index, args in copies if lock in args)
+        install = next(
+            index
+            for index, (keyword, args) in enumerate(instructions)
+            if keyword == "RUN" and "--require-hashes" in args and f"-r {lock}" in args
+        )
+        assert lock_copy < install < source_copy
 
 
 def test_dockerfile_runs_as_uid_1000_with_healthcheck_port_and_stop_signal():

@@ -1,8 +1,9 @@
 """The app where users meet it: the staged Space and the Docker image's commands, away from the training data.
 
 Each test builds what the deployment builds and nothing more: ``deploy-space --dry-run`` stages the Space,
-a fresh virtualenv gets only the staged ``requirements.txt`` (the package index as configured on this
-machine; the staged file's PyTorch CPU index is unreachable here and skipped), a trained tiny model is
+a fresh virtualenv gets only the staged ``requirements.txt`` (the runtime lock under ``--require-hashes``;
+the package index as configured on this machine; the staged file's PyTorch CPU index is unreachable here
+and skipped) and must end up with exactly the lock's versions, a trained tiny model is
 pushed to the loopback Hub stand-in, and the staged ``app.py`` (or the image's ``CMD``) starts with
 ``MODEL_ID``/``MODEL_REVISION`` at the stand-in, an empty Hugging Face cache and no ``DATA_DIR``. It must
 answer ``/healthz``, show a canary macro-F1 equal to the card's test macro-F1 and a loaded drift reference,
@@ -27,11 +28,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO_ROOT
 from tests.hub_stub import HubStub, connect_hub_client
 from tests.serving_helpers import free_port
 from tests.test_deploy import _index_for_torch, dockerfile_instructions
+from tests.test_lock import RUNTIME
 from tests.training_helpers import FAST_OVERRIDES, LABELS, SMOKE_CONFIG, write_synthetic_config
 
 MODEL_REPO = "tweet-org/deployed-tiny"
@@ -93,6 +96,15 @@ def deployed_venv(tmp_path_factory, staged_space) -> Path:
         check=True,
         timeout=1500,
     )
+    assert "--require-hashes" in (staged_space / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    frozen = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    ).stdout
+    installed = {
+        canonicalize_name(name): version for name, _, version in (line.partition("==") for line in frozen.split())
+    }
+    locked = {package: version for package, (version, _) in RUNTIME.items()}
+    assert {package: installed.get(package) for package in locked} == locked
     return venv
 
 

@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "benchmark": ("tweet_classifier.inference.benchmark", "compare every backend with the plain transformers pipeline"),
     "push": ("tweet_classifier.hub.publish", "push a model folder to the Hugging Face Hub in one atomic commit"),
+    "push-data": ("tweet_classifier.hub.dataset_hub", "push the cleaned splits of `data` as a Hub dataset with a card"),
     "deploy-space": ("tweet_classifier.hub.publish", "upload the Gradio app to a Hugging Face Space"),
     "retrain": ("tweet_classifier.hub.promote", "train a challenger and promote it only if it beats the champion"),
 }

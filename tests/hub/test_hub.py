@@ -599,6 +599,7 @@ def project(tmp_path) -> Path:
         "README.md": SPACE_CARD,
         "app.py": "from tweet_classifier import ui\n",
         "requirements.txt": "gradio==6.31.0\n",
+        "requirements.lock": f"gradio==6.31.0 \\\n    --hash=sha256:{'0' * 64}\n",
         "configs/airline.yaml": "name: airline\n",
         "src/tweet_classifier/__init__.py": "",
         "src/tweet_classifier/ui/layout.py": "LAYOUT = 1\n",
@@ -628,10 +629,11 @@ def test_deploy_space_dry_run_lists_exactly_the_app_files(project, tmp_path, cap
     written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
     assert written == SPACE_FILES == result["files"]
     assert result["variables"]["MODEL_ID"] == REPO_ID
-    # The Space's pip gets PyTorch's CPU index first, then exactly the project's pins.
+    # The Space's pip gets hash checking and PyTorch's CPU index first, then exactly the project's lock.
     staged = (out / "requirements.txt").read_text(encoding="utf-8").splitlines()
     assert f"--extra-index-url {hub.TORCH_CPU_INDEX_URL}" in staged
-    assert staged[-1] == "gradio==6.31.0"
+    assert "--require-hashes" in staged
+    assert staged[-2:] == ["gradio==6.31.0 \\", f"    --hash=sha256:{'0' * 64}"]
 
 
 def test_the_staged_space_imports_the_package_with_nothing_installed(tmp_path, capsys):

@@ -293,6 +293,36 @@ def test_decisions_are_logged_to_wandb_offline(use_prepared, champion_dir, tmp_p
     table = record.tables["retrain/per_class"]
     assert table["columns"] == ["label", "champion_f1", "challenger_f1", "delta"]
     assert [row[0] for row in table["data"]] == use_prepared.labels
+    # The promoted challenger's folder is the model Artifact's version aliased champion / production.
+    (artifact,) = [artifact for artifact in record.artifacts if artifact["type"] == "model"]
+    assert artifact["name"] == f"{config.name}-model"
+    assert set(artifact["aliases"]) == {"champion", "production", "latest"}
+    assert "config.json" in artifact["files"]
+    assert "model.safetensors" in artifact["files"]
+
+
+def test_a_refused_challenger_is_aliased_rejected_in_wandb(use_prepared, champion_dir, tmp_path):
+    from tweet_classifier.training.tracking import read_offline_run
+
+    out = tmp_path / "retrain"
+    config = smoke_config("tracking.mode=offline", "promotion.min_improvement=0.5")
+    result = promote.retrain(config, str(champion_dir), out, trainer=copy_trainer(champion_dir))
+    assert result.verdict == "refused"
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    (artifact,) = [artifact for artifact in read_offline_run(run_dir).artifacts if artifact["type"] == "model"]
+    assert artifact["name"] == f"{config.name}-model"
+    assert {"challenger", "rejected"} <= set(artifact["aliases"])
+    assert not {"champion", "production"} & set(artifact["aliases"])
+
+
+def test_a_failed_retrain_logs_no_model_artifact(use_prepared, tmp_path):
+    from tweet_classifier.training.tracking import read_offline_run
+
+    out = tmp_path / "retrain"
+    config = smoke_config("tracking.mode=offline")
+    assert promote.retrain(config, str(tmp_path / "nowhere"), out).verdict == "failed"
+    (run_dir,) = (out / "wandb").glob("offline-run-*")
+    assert not [artifact for artifact in read_offline_run(run_dir).artifacts if artifact["type"] == "model"]
 
 
 # -- pushing -----------------------------------------------------------------------------------------------------

@@ -192,3 +192,31 @@ def test_markdown_table_ratios() -> None:
     )
     assert lines[4].startswith("| torch-bf16 (chosen: batch) | 6.00 (1.33x) |")
     assert "| 260 (2.60x) |" in lines[4]
+    assert len(lines) == 5  # nothing under the table without the CPU and the cascade
+    result |= {
+        "threads": 2,
+        "rounds": 5,
+        "cpu": {"model": "AMD EPYC", "machine": "x86_64", "physical_cores": 2, "isa": ["avx2", "avx512_vnni"]},
+        "cascade": {
+            "margin": 0.2581,
+            "rule": "target_agreement",
+            "target_agreement": 0.999,
+            "step": 0,
+            "fallback_fraction": {"validation": {"sorted": 0.0291, "input_order_32": 0.0312}},
+        },
+    }
+    lines = markdown_table(result).splitlines()
+    assert lines[5:] == [
+        "",
+        "Measured on AMD EPYC (x86_64, 2 physical cores; avx2, avx512_vnni; no AMX), 2 threads, 5 interleaved rounds.",
+        "Cascade margin 0.258 (the smallest with at least 99.90% label agreement with fp32 on the train calibration "
+        "texts); validation texts recomputed in fp32: 2.9% sorted, 3.1% input_order_32.",
+    ]
+    result["cpu"]["isa"].append("amx_int8")
+    result["cascade"] |= {"rule": "safety_factor", "step": 3}
+    assert markdown_table(result).splitlines()[6:] == [
+        "Measured on AMD EPYC (x86_64, 2 physical cores; avx2, avx512_vnni, amx_int8), 2 threads, "
+        "5 interleaved rounds.",
+        "Cascade margin 0.258 (safety_factor, step 3 of the ladder); validation texts recomputed in fp32: "
+        "2.9% sorted, 3.1% input_order_32.",
+    ]

@@ -117,7 +117,7 @@ def test_ray_options_without_the_ray_engine_are_refused(tmp_path, tiny_model_dir
 
 
 def test_the_space_and_the_docker_image_stay_without_ray() -> None:
-    staged = space_requirements(REPO_ROOT / "requirements.txt").lower().splitlines()
+    staged = space_requirements(REPO_ROOT / "requirements.lock").lower().splitlines()
     assert not [line for line in staged if re.match(r"ray\b", line)]
     dockerfile = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "requirements-scale" not in dockerfile

@@ -301,14 +301,61 @@ def test_export_writes_the_calibrated_cascade(exported: Path) -> None:
     details = calibration["calibration"]
     assert details["split"] == "train"
     assert details["texts"] > 0
-    assert 0.0 <= details["fallback_fraction"] <= 1.0
-    assert calibration["margin"] == pytest.approx(max(0.05, min(1.0, 1.25 * details["largest_flipped_margin"])))
+    assert details["configured_agreement"] == 0.999
+    assert set(details["int8_flips"]) == set(details["batchings"]) == {"sorted", "input_order_32"}
+    # The margin is the ladder's rung that passed parity; each rung is larger than the one before.
+    ladder = details["ladder"]
+    assert calibration["margin"] == ladder[details["step"]]["margin"]
+    assert [rung["margin"] for rung in ladder] == sorted({rung["margin"] for rung in ladder})
+    assert ladder[0]["rule"] == "target_agreement"
+    assert details["rule"] == ladder[details["step"]]["rule"]
+    for batching in details["batchings"].values():
+        assert 0.0 <= batching["fallback_fraction"] <= 1.0
+        if details["rule"] == "target_agreement":
+            assert batching["agreement"] >= details["target_agreement"]
+    # parity.json's cascade row says the same margin and how much of validation went to fp32.
+    row = read_json(exported / "onnx" / "parity.json")["backends"]["onnx-int8-cascade"]
+    assert row["cascade"]["margin"] == calibration["margin"]
+    assert row["cascade"]["rule"] == details["rule"]
+    assert set(row["cascade"]["fallback_fraction"]["validation"]) == {"sorted", "input_order_32"}
     # The slow fusions stay out of every saved graph, and the cascade graph holds both models.
     for name in ("model.onnx", "model-int8.onnx", "model-cascade.onnx"):
         op_types = {node.op_type for node in onnx.load(str(exported / "onnx" / name)).graph.node}
         assert not op_types & {"SkipLayerNormalization", "BiasGelu"}, name
     cascade_ops = {node.op_type for node in onnx.load(str(exported / "onnx" / "model-cascade.onnx")).graph.node}
     assert {"If", "TopK"} <= cascade_ops
+
+
+def test_a_cascade_failing_parity_steps_its_margin_up(tmp_path: Path, exported: Path) -> None:
+    from tweet_classifier.inference.export import calibrate_cascade, climb_cascade_ladder
+
+    folder = tmp_path / "model"
+    shutil.copytree(exported, folder)
+    calibration = calibrate_cascade(folder, TEXTS * 20, threads=1, target=0.99, batch_size=4)
+    # Three rungs by hand (this tiny model's int8 copy may flip nothing): the climb writes each in turn.
+    ladder = [{**calibration["calibration"]["ladder"][0], "margin": margin} for margin in (0.1, 0.2, 0.3)]
+    calibration["calibration"]["ladder"] = ladder
+    verdicts = iter([False, True])
+    margins_scored = []
+
+    def rescore() -> dict[str, dict[str, Any]]:
+        margins_scored.append(read_json(folder / "onnx" / "cascade.json")["margin"])
+        return {"onnx-int8-cascade": {"passed": next(verdicts)}}
+
+    rows: dict[str, dict[str, Any]] = {"onnx-int8-cascade": {"passed": False}}
+    climbed = climb_cascade_ladder(folder, calibration, rows, rescore)
+    assert margins_scored == [0.2, 0.3]
+    assert climbed["margin"] == 0.3
+    assert climbed["calibration"]["step"] == 2
+    assert rows["onnx-int8-cascade"] == {"passed": True}
+    assert read_json(folder / "onnx" / "cascade.json") == climbed
+    loaded = Predictor.load(folder, backend="onnx-int8-cascade", warn_unverified=False)
+    assert loaded.backend_batch == "onnx-int8-cascade"
+    # At the top of the ladder a failing cascade stays failed; a passing one is never touched.
+    rows = {"onnx-int8-cascade": {"passed": False}}
+    assert climb_cascade_ladder(folder, climbed, rows, rescore) == climbed
+    assert climb_cascade_ladder(folder, calibration, {"onnx-int8-cascade": {"passed": True}}, rescore) == calibration
+    assert margins_scored == [0.2, 0.3]
 
 
 def test_calibration_needs_texts(exported: Path) -> None:

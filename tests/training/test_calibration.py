@@ -18,6 +18,7 @@ from tweet_classifier.training.calibration import (
     fit_calibration,
     fit_temperature,
     read_calibration,
+    review_outcome,
     risk_coverage,
 )
 
@@ -79,17 +80,23 @@ def test_ties_are_never_split_by_the_threshold() -> None:
     probabilities = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.6, 0.3, 0.1]])
     curve = risk_coverage(["negative", "neutral", "negative"], probabilities, LABELS, "accuracy")
     assert curve["n_kept"].tolist() == [2, 3]
+    assert curve["min_class_rows"].tolist() == [0, 0]  # no "positive" among the kept
     assert curve["value"].tolist() == pytest.approx([0.5, 2 / 3])
 
 
+# The defaults of ReviewConfig: what calibration applies at the end of training.
+GUARD = {"min_coverage": 0.2, "min_kept": 200, "min_per_class": 20}
+
+
 @pytest.mark.parametrize("metric", ["macro_f1", "accuracy", "macro_precision"])
-@pytest.mark.parametrize("target", [0.8, 0.9, 0.95])
+@pytest.mark.parametrize("target", [0.75, 0.8, 0.9])
 def test_the_threshold_reproduces_its_target_on_validation(metric: str, target: float) -> None:
     labels, _, logits = overconfident_split(1500, seed=3)
     probabilities = apply_temperature(logits, 3.0)
     curve = risk_coverage(labels, probabilities, LABELS, metric)
-    chosen = choose_threshold(curve, target)
-    assert chosen["reached"]
+    chosen = choose_threshold(curve, target, **GUARD)
+    assert chosen["target_reached"]
+    assert chosen["guard_met"]
     kept = probabilities.max(axis=1) >= chosen["threshold"]
     truth = [label for label, keep in zip(labels, kept, strict=True) if keep]
     predicted = [LABELS[column] for column in probabilities[kept].argmax(axis=1)]
@@ -99,16 +106,136 @@ def test_the_threshold_reproduces_its_target_on_validation(metric: str, target: 
     assert value >= target
     assert value == pytest.approx(chosen["value"])
     assert kept.mean() == pytest.approx(chosen["coverage"])
+    assert chosen["coverage"] >= GUARD["min_coverage"]
+    assert kept.sum() == chosen["n_kept"] >= GUARD["min_kept"]
+    assert min(truth.count(label) for label in LABELS) >= GUARD["min_per_class"]
     # Keeping one more confidence level would miss the target: the threshold is the lowest that reaches it.
     lower = curve["threshold"][curve["threshold"] < chosen["threshold"]]
     assert all(curve["value"][curve["threshold"] == below][0] < target for below in lower[:1])
 
 
-def test_an_unreachable_target_flags_every_prediction() -> None:
-    probabilities = np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1]])
-    chosen = choose_threshold(risk_coverage(["neutral", "positive"], probabilities, LABELS), 0.5)
-    assert chosen == {"threshold": pytest.approx(0.9), "reached": False, "coverage": 0.0, "value": None}
-    assert chosen["threshold"] > 0.9
+def only_a_sliver_reaches(rows: int = 1000, sliver: int = 12) -> tuple[list[str], np.ndarray]:
+    """``sliver`` very confident, correct predictions (every class among them) above ``rows - sliver``
+    predictions that are right about 60% of the time: only the sliver has macro-F1 >= 0.95."""
+    rng = np.random.default_rng(5)
+    truth = [LABELS[index % len(LABELS)] for index in range(rows)]
+    probabilities = np.empty((rows, len(LABELS)))
+    for row, label in enumerate(truth):
+        right = row < sliver or rng.random() < 0.6
+        top = 0.99 if row < sliver else rng.uniform(0.4, 0.9)
+        column = LABELS.index(label) if right else (LABELS.index(label) + 1) % len(LABELS)
+        probabilities[row] = (1 - top) / 2
+        probabilities[row, column] = top
+    return truth, probabilities
+
+
+def test_a_target_only_a_sliver_reaches_gives_the_guarded_threshold() -> None:
+    truth, probabilities = only_a_sliver_reaches()
+    curve = risk_coverage(truth, probabilities, LABELS)
+    # Without the guard the search accepts the sliver (and a few lucky rows under it): a measurement on
+    # barely more than 12 rows.
+    unguarded = choose_threshold(curve, 0.95)
+    assert unguarded["target_reached"]
+    assert unguarded["n_kept"] < 20
+    chosen = choose_threshold(curve, 0.95, **GUARD)
+    assert chosen["target_reached"] is False
+    assert chosen["guard_met"] is True
+    assert chosen["coverage"] >= 0.2
+    assert chosen["n_kept"] >= 200
+    # The best macro-F1 among the cuts that keep enough rows, and its threshold really keeps that much.
+    eligible = (curve["coverage"] >= 0.2) & (curve["n_kept"] >= 200)
+    assert chosen["value"] == pytest.approx(curve["value"][eligible].max())
+    assert chosen["value"] < 0.95
+    assert np.mean(probabilities.max(axis=1) >= chosen["threshold"]) == pytest.approx(chosen["coverage"])
+
+
+def test_every_class_must_be_among_the_kept_for_a_macro_metric() -> None:
+    # The 252 most confident predictions are right: 250 "negative", one "neutral", one "positive" (macro-F1
+    # 1.0 on 42% of the rows, two of its three classes measured on one row each); below them 348 rows of all
+    # three classes, right 85% of the time.
+    rng = np.random.default_rng(6)
+    truth = ["neutral", "positive"] + ["negative"] * 250 + [LABELS[index % 3] for index in range(348)]
+    probabilities = np.full((600, 3), 0.005)
+    for row, label in enumerate(truth):
+        column = LABELS.index(label) if row < 252 or rng.random() < 0.85 else (LABELS.index(label) + 1) % 3
+        probabilities[row, column] = 0.99 - row / 1000
+    curve = risk_coverage(truth, probabilities, LABELS)
+    lucky = choose_threshold(curve, 0.95, min_coverage=0.2, min_kept=200, min_per_class=0)
+    assert lucky["target_reached"]
+    assert lucky["value"] == 1.0
+    assert lucky["n_kept"] < 252 + 10  # the lucky slice and a few right rows under it
+    chosen = choose_threshold(curve, 0.95, min_coverage=0.2, min_kept=200, min_per_class=20)
+    index = int(np.flatnonzero(curve["threshold"] == chosen["threshold"])[0])
+    assert curve["min_class_rows"][index] >= 20
+    assert chosen["n_kept"] >= 252 + 2 * 19
+    assert chosen["value"] < 1.0
+
+
+def test_a_validation_split_smaller_than_the_guard_is_judged_whole() -> None:
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.2, 0.7, 0.1]])
+    curve = risk_coverage(["neutral", "negative", "neutral"], probabilities, LABELS)
+    chosen = choose_threshold(curve, 0.5, **GUARD)
+    assert chosen == {
+        "threshold": pytest.approx(0.7),
+        "target_reached": False,
+        "guard_met": False,
+        "coverage": 1.0,
+        "n_kept": 3,
+        "value": pytest.approx(curve["value"][-1]),
+    }
+
+
+def test_fit_calibration_warns_with_the_keys_to_change_and_records_the_outcome(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    truth, probabilities = only_a_sliver_reaches()
+    with caplog.at_level("WARNING", logger="tweet_classifier.training.calibration"):
+        payload, metrics = fit_calibration(
+            truth, probabilities, truth, probabilities, LABELS, "macro_f1", 0.95, 10, **GUARD
+        )
+    warning = " ".join(record.getMessage() for record in caplog.records)
+    assert "review.target macro_f1 >= 0.950 is not reachable" in warning
+    assert "review.min_coverage" in warning
+    assert "review.min_kept" in warning
+    review = payload["review"]
+    assert review["target_reached"] is False
+    assert review | metrics["selective"] == metrics["selective"] | review  # the same record in both files
+    assert {key: review[key] for key in GUARD} == GUARD
+    assert metrics["selective"]["test"]["coverage"] == pytest.approx(review["coverage"])
+    sentence = review_outcome(review)
+    assert sentence.startswith("Target macro_f1 >= 0.95 is not reachable on validation at >= 20% coverage")
+    assert f"threshold set at {review['threshold']:.3f}" in sentence
+
+
+@pytest.mark.parametrize(
+    ("review", "expected"),
+    [
+        (  # written before the coverage guard, target missed: the threshold flagged everything
+            {"metric": "macro_f1", "target": 0.9, "threshold": 0.953, "reached": False, "coverage": 0.0, "value": None},
+            "is not reached on validation at any coverage",
+        ),
+        (
+            {"metric": "macro_f1", "target": 0.8, "threshold": 0.7, "reached": True, "coverage": 0.6, "value": 0.81},
+            "Threshold 0.700 is the lowest keeping macro_f1 >= 0.8 on validation: 0.810 on 60.0% of validation.",
+        ),
+        (
+            {"metric": "accuracy", "target": 0.8, "threshold": 0.7} | GUARD | {"coverage": 0.6, "value": 0.81},
+            "Threshold 0.700 is the lowest keeping accuracy >= 0.8 on validation at >= 20% coverage",
+        ),
+    ],
+)
+def test_review_outcome_reads_old_and_new_records(review: dict, expected: str) -> None:
+    assert expected in review_outcome(review)
+
+
+def test_an_old_calibration_file_without_the_outcome_still_loads(tmp_path: Path) -> None:
+    payload = {
+        "format_version": 1,
+        "temperature": 1.5,
+        "review": {"metric": "macro_f1", "target": 0.9, "threshold": 0.95, "reached": False, "value": None},
+    }
+    (tmp_path / CALIBRATION_NAME).write_text(json.dumps(payload), encoding="utf-8")
+    assert read_calibration(tmp_path).review_threshold == 0.95
 
 
 def synthetic_calibration(rows: int, seed: int) -> tuple[dict, dict]:

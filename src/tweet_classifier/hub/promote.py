@@ -324,8 +324,22 @@ def write_report(report: RetrainReport, out_dir: Path) -> None:
     (out_dir / REPORT_MARKDOWN).write_text(render_markdown(report), encoding="utf-8")
 
 
+# W&B aliases the challenger's model Artifact gets, by verdict: `champion` / `production` name the version
+# that now serves (what a deployment pulls: `<entity>/<project>/<name>-model:production`); a refused one is
+# marked as such. W&B itself moves `latest` to the newest logged version, whatever the verdict.
+ARTIFACT_ALIASES: dict[str, tuple[str, ...]] = {
+    "promoted": ("champion", "production", "latest"),
+    "forced": ("champion", "production", "forced", "latest"),
+    "refused": ("challenger", "rejected"),
+}
+
+
 def log_to_tracking(report: RetrainReport, config: RunConfig, out_dir: Path) -> str | None:
-    """Summary numbers and the per-class table into W&B; never fails the decision."""
+    """Summary numbers and the per-class table into W&B, and the challenger's model folder as a version of
+    the config's model Artifact aliased by the verdict (``ARTIFACT_ALIASES``); never fails the decision.
+
+    The folder is the one the challenger's training run logged (plus the export, when the gate exported
+    it): identical files are the same Artifact version, so the aliases land on that version."""
     from tweet_classifier.training import tracking
 
     run = tracking.start_run(config, run_name=f"retrain-{config.name}", directory=out_dir)
@@ -353,6 +367,20 @@ def log_to_tracking(report: RetrainReport, config: RunConfig, out_dir: Path) -> 
                 ],
             )
         run.log_summary(summary)
+        challenger = report.challenger.get("model")
+        if report.verdict in ARTIFACT_ALIASES and challenger and Path(challenger).is_dir():
+            run.log_artifact(
+                tracking.model_artifact_name(config),
+                "model",
+                Path(challenger),
+                aliases=ARTIFACT_ALIASES[report.verdict],
+                metadata={
+                    "verdict": report.verdict,
+                    "test_macro_f1": report.challenger.get("metrics", {}).get("macro_f1"),
+                    "champion": report.champion.get("model"),
+                    "champion_revision": report.champion.get("revision"),
+                },
+            )
         return run.url
     finally:
         run.finish()

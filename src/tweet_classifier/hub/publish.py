@@ -17,10 +17,12 @@ branch is given). The staged folder is the whole Space: ``pip install -r require
   ``sys.path``, so ``import tweet_classifier`` finds it with nothing installed. Installing the package from
   ``requirements.txt`` (``.`` or ``-e .``) cannot work on a Space: its build installs ``requirements.txt``
   before the repository's other files are in the image.
-* ``requirements.txt`` is the project's pins with ``--extra-index-url`` of PyTorch's CPU wheels first:
-  the Space's build runs pip on the file, which honours that option, and ``torch==2.13.0`` then resolves
-  to ``2.13.0+cpu`` (a local version sorts above the plain one) instead of PyPI's CUDA build and its
-  multi-GB ``nvidia-*`` dependencies. The Dockerfile's ``TORCH_INDEX_URL`` default is the same index.
+* ``requirements.txt`` is the project's runtime lock (``requirements.lock``: every package pinned with its
+  sha256, written by ``make lock``) under ``--require-hashes`` and ``--extra-index-url`` of PyTorch's CPU
+  wheels: the Space's build runs pip on the file, which honours both options, finds ``torch==2.13.0+cpu``
+  (the locked hash) on that index instead of PyPI's CUDA build and its multi-GB ``nvidia-*`` dependencies,
+  and refuses any file whose hash the lock does not list, from either index. The Dockerfile's
+  ``TORCH_INDEX_URL`` default is the same index.
 
 Credentials come from ``HF_TOKEN`` or the ``hf auth login`` file and are handed to ``huggingface_hub``
 untouched: no flag accepts one, nothing here logs or writes one, and every staged file is scanned for
@@ -131,7 +133,7 @@ SPACE_PACKAGE = "tweet_classifier"
 SPACE_ALLOW_LIST = ("app.py", "requirements.txt", "README.md", f"{SPACE_PACKAGE}/**/*.py", "configs/*.yaml")
 # Where earlier deploys put the package: removed from a Space by the next deploy.
 SPACE_FORMER_PATHS = ("src/tweet_classifier/**/*.py",)
-SPACE_REQUIRED = ("app.py", "requirements.txt", "README.md")
+SPACE_REQUIRED = ("app.py", "requirements.lock", "README.md")
 # PyTorch's CPU wheels (see the module docstring); the Dockerfile's TORCH_INDEX_URL default is the same.
 TORCH_CPU_INDEX_URL = "https://download.pytorch.org/whl/cpu"
 
@@ -240,20 +242,22 @@ def _copy_files(source: Path, target: Path, files: Iterable[str]) -> None:
         shutil.copy2(source / relative, destination)
 
 
-def _regenerate_card(staging: Path, repo_id: str | None) -> bool:
+def _regenerate_card(staging: Path, repo_id: str | None, dataset_repo_id: str | None = None) -> bool:
     """Rewrite README.md from the staged files with card.py; False when card.py is not installed."""
     try:
         card = importlib.import_module("tweet_classifier.training.card")
     except ImportError:
         return False
-    card.write_model_card(staging, repo_id)
+    card.write_model_card(staging, repo_id, dataset_repo_id)
     return True
 
 
-def stage_model_files(model_dir: str | Path, staging: str | Path, repo_id: str | None = None) -> list[str]:
+def stage_model_files(
+    model_dir: str | Path, staging: str | Path, repo_id: str | None = None, dataset_repo_id: str | None = None
+) -> list[str]:
     """Copy the publishable files of a model folder into ``staging``, add the ``transformers`` pipeline
     (``portable``, for folders written before they carried it) and regenerate the card there with
-    snippets that load ``repo_id``.
+    snippets that load ``repo_id`` (and ``datasets:`` naming ``dataset_repo_id``, the ``push-data`` repo).
 
     Returns the staged repo paths. The model folder itself is not modified.
     """
@@ -275,7 +279,7 @@ def stage_model_files(model_dir: str | Path, staging: str | Path, repo_id: str |
     _copy_files(folder, target, files)
     write_portable_pipeline(target)
     files = sorted({*files, *PIPELINE_FILES})
-    if _regenerate_card(target, repo_id):
+    if _regenerate_card(target, repo_id, dataset_repo_id):
         files = sorted({*files, "README.md"})
     elif "README.md" not in files:
         raise HubError(f"{folder} has no model card (README.md) and card.py is unavailable to write one")
@@ -317,17 +321,17 @@ def stage_space_files(source_root: str | Path, staging: str | Path) -> tuple[lis
     configs, _ = select_files(root, SPACE_ALLOW_LIST, list((root / "configs").glob("*.yaml")))
     _copy_files(root, target, ["app.py", "README.md", *configs])
     _copy_files(package, target / SPACE_PACKAGE, modules)
-    (target / "requirements.txt").write_text(space_requirements(root / "requirements.txt"), encoding="utf-8")
+    (target / "requirements.txt").write_text(space_requirements(root / "requirements.lock"), encoding="utf-8")
     files = sorted(["app.py", "README.md", "requirements.txt", *configs, *(f"{SPACE_PACKAGE}/{m}" for m in modules)])
     return files, card
 
 
-def space_requirements(requirements: Path) -> str:
-    """The project's pinned requirements with PyTorch's CPU index added, for the Space's pip."""
+def space_requirements(lock: Path) -> str:
+    """The project's runtime lock (hashes) with PyTorch's CPU index added, for the Space's pip."""
     return (
-        "# Staged by `tweet-classifier deploy-space`: the project's requirements.txt, plus PyTorch's CPU index\n"
-        "# so the Space installs torch's CPU build rather than the multi-GB CUDA one.\n"
-        f"--extra-index-url {TORCH_CPU_INDEX_URL}\n" + requirements.read_text(encoding="utf-8")
+        "# Staged by `tweet-classifier deploy-space`: the project's requirements.lock, plus PyTorch's CPU index\n"
+        "# so the Space installs torch's CPU build rather than the multi-GB CUDA one; pip checks every hash.\n"
+        f"--require-hashes\n--extra-index-url {TORCH_CPU_INDEX_URL}\n" + lock.read_text(encoding="utf-8")
     )
 
 
@@ -554,37 +558,72 @@ def push_model_folder(
     require_hub_access()
     with tempfile.TemporaryDirectory(prefix="tweet-classifier-push-") as staging_name:
         staging = Path(staging_name)
-        files = stage_model_files(folder, staging, repo_id)
+        files = stage_model_files(folder, staging, repo_id, config.dataset_repo_id)
         scan_for_secrets(staging, files, _current_secrets())
         summary, description = _commit_text(staging, folder.resolve().name, files)
-        api = _hub_api(endpoint)
-        what = "create repo"
-        try:
-            call_with_retries(lambda: api.create_repo(repo_id, private=private, exist_ok=True), what, config)
-            if revision != "main":
-                what = "create branch"
-                call_with_retries(lambda: api.create_branch(repo_id, branch=revision, exist_ok=True), what, config)
-            what = "commit"
-            info, deleted = _commit_folder(
-                api,
-                staging,
-                files,
-                repo_id=repo_id,
-                repo_type="model",
-                revision=revision,
-                allow_list=MODEL_ALLOW_LIST,
-                commit_message=summary,
-                commit_description=description,
-                config=config,
-            )
-        except HubUnavailableError:
-            raise
-        except Exception as error:
-            if _status_code(error) is None and not _is_hub_error(error):
-                raise
-            raise _user_error(error, repo_id, what) from None
+        info, deleted = publish_staged(
+            staging,
+            files,
+            repo_id=repo_id,
+            repo_type="model",
+            revision=revision,
+            private=private,
+            allow_list=MODEL_ALLOW_LIST,
+            commit_message=summary,
+            commit_description=description,
+            config=config,
+            endpoint=endpoint,
+        )
     logger.info("pushed %d files to %s@%s: %s", len(files), repo_id, revision, info.commit_url)
     return PublishResult(repo_id, "model", revision, files, deleted, info.oid, info.commit_url)
+
+
+def publish_staged(
+    staging: Path,
+    files: list[str],
+    *,
+    repo_id: str,
+    repo_type: str,
+    revision: str,
+    private: bool,
+    allow_list: Sequence[str],
+    commit_message: str,
+    commit_description: str,
+    config: HubConfig,
+    endpoint: str | None,
+) -> tuple[Any, list[str]]:
+    """Create the repo (and branch) when missing, then commit the staged files in one ``_commit_folder``;
+    a Hub answer the user can act on becomes a ``HubError`` that says what to do."""
+    api = _hub_api(endpoint)
+    what = "create repo"
+    try:
+        call_with_retries(
+            lambda: api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True), what, config
+        )
+        if revision != "main":
+            what = "create branch"
+            call_with_retries(
+                lambda: api.create_branch(repo_id, repo_type=repo_type, branch=revision, exist_ok=True), what, config
+            )
+        what = "commit"
+        return _commit_folder(
+            api,
+            staging,
+            files,
+            repo_id=repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            allow_list=allow_list,
+            commit_message=commit_message,
+            commit_description=commit_description,
+            config=config,
+        )
+    except HubUnavailableError:
+        raise
+    except Exception as error:
+        if _status_code(error) is None and not _is_hub_error(error):
+            raise
+        raise _user_error(error, repo_id, what) from None
 
 
 def _is_hub_error(error: BaseException) -> bool:
@@ -593,10 +632,12 @@ def _is_hub_error(error: BaseException) -> bool:
     return isinstance(error, HfHubHTTPError)
 
 
-def dry_run_model_folder(model_dir: str | Path, out_dir: str | Path, repo_id: str, revision: str) -> PublishResult:
+def dry_run_model_folder(
+    model_dir: str | Path, out_dir: str | Path, repo_id: str, revision: str, dataset_repo_id: str | None = None
+) -> PublishResult:
     """Write exactly the files ``push`` would upload into ``out_dir``; no network, no token needed."""
     target = _empty_output_folder(out_dir)
-    files = stage_model_files(model_dir, target, repo_id)
+    files = stage_model_files(model_dir, target, repo_id, dataset_repo_id)
     scan_for_secrets(target, files, _current_secrets())
     return PublishResult(repo_id, "model", revision, files, dry_run_dir=str(target))
 
@@ -755,7 +796,7 @@ def run(args: argparse.Namespace, command: str) -> int:
             repo_id = check_repo_id(args.repo_id or config.repo_id, "--repo-id")
             revision = args.revision or config.revision
             if args.dry_run:
-                result = dry_run_model_folder(args.model, args.dry_run, repo_id, revision)
+                result = dry_run_model_folder(args.model, args.dry_run, repo_id, revision, config.dataset_repo_id)
             else:
                 private = config.private if args.private is None else args.private
                 result = push_model_folder(

@@ -173,10 +173,13 @@ def benchmark(
     """Measure the pipeline, every available backend and ``auto``; returns ``{"chosen": ..., "rows": [...]}``."""
     from tweet_classifier.inference.predictor import (
         BACKENDS,
+        CASCADE_BACKEND,
         backend_available,
         choose_backends,
+        cpu_description,
         default_num_threads,
         inspect_model_folder,
+        read_parity,
     )
     from tweet_classifier.metrics import classification_report_dict
 
@@ -211,7 +214,10 @@ def benchmark(
         row["agreement"] = round(sum(a == b for a, b in zip(predicted, anchor_labels, strict=True)) / len(texts), 6)
         row["macro_f1"] = round(classification_report_dict(truth, predicted, manifest.labels)["macro_f1"], 6)
     single, batch, reason = choose_backends(model_dir, weights_sha256)
+    parity = read_parity(model_dir) or {}
     return {
+        "cpu": cpu_description(),
+        "cascade": parity.get("backends", {}).get(CASCADE_BACKEND, {}).get("cascade"),
         "chosen": single,
         "chosen_batch": batch,
         "reason": reason,
@@ -263,7 +269,28 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"| {row['texts_per_s']:.0f} ({row['texts_per_s'] / anchor['texts_per_s']:.2f}x) "
             f"| {faster('load_s')} | {row['rss_mb']:.0f} | {row['agreement']:.4f} | {row['macro_f1']:.4f} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _measured_on(result)) + "\n"
+
+
+def _measured_on(result: dict[str, Any]) -> list[str]:
+    """The lines under the table: the CPU it was measured on, and the cascade's margin and fallback share."""
+    lines = []
+    if cpu := result.get("cpu"):
+        amx = "" if {"amx_int8", "amx_bf16"} & set(cpu["isa"]) else "; no AMX"
+        lines.append(
+            f"Measured on {cpu['model']} ({cpu['machine']}, {cpu['physical_cores']} physical cores; "
+            f"{', '.join(cpu['isa'])}{amx}), {result['threads']} threads, {result['rounds']} interleaved rounds."
+        )
+    if cascade := result.get("cascade"):
+        rule = (
+            f"the smallest with at least {cascade['target_agreement']:.2%} label agreement with fp32 on the "
+            "train calibration texts"
+            if cascade["rule"] == "target_agreement"
+            else f"{cascade['rule']}, step {cascade['step']} of the ladder"
+        )
+        sent = ", ".join(f"{share:.1%} {name}" for name, share in cascade["fallback_fraction"]["validation"].items())
+        lines.append(f"Cascade margin {cascade['margin']:.3f} ({rule}); validation texts recomputed in fp32: {sent}.")
+    return ["", *lines] if lines else []
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:

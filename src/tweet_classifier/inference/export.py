@@ -74,6 +74,7 @@ import numpy as np
 from tweet_classifier.artifact import atomic_folder, check_model_folder, write_json_atomic
 from tweet_classifier.config import ConfigError, InferenceConfig, RunConfig, build_config, load_config
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.inference.cascade_margin import Batching, margin_ladder, step_summary
 from tweet_classifier.inference.portable import write_portable_pipeline
 from tweet_classifier.inference.predictor import (
     BACKEND_FILES,
@@ -589,70 +590,157 @@ def _probabilities(predictor: Predictor, texts: list[str]) -> np.ndarray:
     return np.array([[prediction.scores[label] for label in predictor.labels] for prediction in predictions])
 
 
-def calibrate_cascade(model_dir: Path, texts: list[str], threads: int) -> dict[str, Any]:
-    """Write ``onnx/cascade.json``: the int8 top-two margin under which the cascade asks fp32.
+def calibrate_cascade(
+    model_dir: Path, texts: list[str], threads: int, target: float = 0.999, batch_size: int = 32
+) -> dict[str, Any]:
+    """Write ``onnx/cascade.json``: the int8 top-two margin under which the cascade asks fp32, the
+    first rung of ``cascade_margin.margin_ladder`` (the smallest margin whose cascade agrees with fp32 on
+    ``target`` of ``texts``), and the ladder export climbs if the cascade then fails parity.
 
-    The margin is ``CASCADE_SAFETY`` x the largest int8 top-two margin among the texts whose int8 label
-    differs from fp32's, measured on ``texts`` (a train-split sample: the validation split that parity
-    scores the cascade on stays unseen). The worst-case bound, 2 x the largest probability change int8
-    makes, is recorded too: on the airline model it is twice as wide and would send 16% of texts to fp32
-    instead of about 6%.
+    ``texts`` is a train-split sample (the validation split that parity scores the cascade on stays
+    unseen), scored by int8 under both batchings the backend is served with, since dynamic int8 depends
+    on the batch: the whole sample through one ``predict_batch`` (what ``predict`` and the batch API do
+    with many texts: length-sorted batches) and slices of ``batch_size`` in input order (a caller's
+    batch of 32). The fp32 reference is the ONNX fp32 graph the cascade falls back to.
     """
     if not texts:
         raise ExportError("no train texts to calibrate the int8 cascade on: check data.* in the config")
-    probabilities = {}
-    for backend in ("onnx-fp32", "onnx-int8"):
-        # Uncalibrated: the cascade graph compares its margin with the raw softmax of the int8 logits.
-        predictor = Predictor.load(
-            model_dir, backend=backend, num_threads=threads, warn_unverified=False, calibrated=False
-        )
-        probabilities[backend] = _probabilities(predictor, texts)
-        del predictor
-    exact, fast = probabilities["onnx-fp32"], probabilities["onnx-int8"]
-    top_two = np.sort(fast, axis=1)[:, -2:]
-    margins = top_two[:, 1] - top_two[:, 0]
-    flipped = fast.argmax(axis=1) != exact.argmax(axis=1)
-    largest_flipped = float(margins[flipped].max()) if flipped.any() else 0.0
-    margin = min(1.0, max(CASCADE_MIN_MARGIN, CASCADE_SAFETY * largest_flipped))
+    exact = _probabilities(_uncalibrated(model_dir, "onnx-fp32", threads), texts)
+    batchings = _int8_batchings(model_dir, texts, threads, batch_size, exact)
+    ladder = margin_ladder(batchings, target, CASCADE_MIN_MARGIN, CASCADE_SAFETY)
     calibration = {
         "format_version": CASCADE_FORMAT_VERSION,
-        "margin": round(margin, 6),
+        "margin": ladder[0].margin,
         "weights_sha256": file_sha256(model_dir / "model.safetensors"),
         "calibration": {
             "split": "train",
             "texts": len(texts),
-            "int8_flips": int(flipped.sum()),
-            "largest_flipped_margin": round(largest_flipped, 6),
+            "configured_agreement": target,
+            "int8_flips": {batching.name: int(batching.flipped.sum()) for batching in batchings},
+            "largest_flipped_margin": round(max(batching.largest_flipped() for batching in batchings), 6),
             "safety_factor": CASCADE_SAFETY,
-            "worst_case_margin": round(min(1.0, 2 * float(np.abs(fast - exact).max())), 6),
-            "fallback_fraction": round(float((margins < margin).mean()), 6),
+            "worst_case_margin": round(min(1.0, 2 * max(batching.largest_change for batching in batchings)), 6),
+            "ladder": [{"margin": step.margin, **step_summary(batchings, step)} for step in ladder],
         },
     }
-    write_json_atomic(model_dir / ONNX_DIR / CASCADE_NAME, calibration)
-    logger.info("cascade margin %.3f from %d train texts: %s", margin, len(texts), calibration["calibration"])
-    return calibration
+    return write_cascade_step(model_dir, calibration, 0)
+
+
+def write_cascade_step(model_dir: Path, calibration: dict[str, Any], step: int) -> dict[str, Any]:
+    """Write ``onnx/cascade.json`` with the ladder's rung ``step`` as the margin (its rule, agreement and
+    fallback share copied to the top of ``calibration``); returns what was written."""
+    details = calibration["calibration"]
+    rung = details["ladder"][step]
+    written = calibration | {
+        "margin": rung["margin"],
+        "calibration": details | {"step": step} | {key: rung[key] for key in ("rule", "target_agreement", "batchings")},
+    }
+    write_json_atomic(model_dir / ONNX_DIR / CASCADE_NAME, written)
+    logger.info(
+        "cascade margin %.3f (%s, step %d) from %d train texts: %s",
+        rung["margin"],
+        rung["rule"],
+        step,
+        details["texts"],
+        rung["batchings"],
+    )
+    return written
+
+
+def _uncalibrated(model_dir: Path, backend: str, threads: int) -> Predictor:
+    # Uncalibrated: the cascade graph compares its margin with the raw softmax of the int8 logits.
+    return Predictor.load(model_dir, backend=backend, num_threads=threads, warn_unverified=False, calibrated=False)
+
+
+def _int8_batchings(
+    model_dir: Path, texts: list[str], threads: int, batch_size: int, exact: np.ndarray
+) -> list[Batching]:
+    """int8's margins and flips on ``texts`` as one call (length-sorted batches) and in input-order slices."""
+    predictor = _uncalibrated(model_dir, "onnx-int8", threads)
+    sliced = [
+        _probabilities(predictor, texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)
+    ]
+    return [
+        Batching.from_probabilities("sorted", _probabilities(predictor, texts), exact),
+        Batching.from_probabilities(f"input_order_{batch_size}", np.concatenate(sliced), exact),
+    ]
 
 
 def export_model(model_dir: Path, config: RunConfig) -> dict[str, Any]:
-    """Export both ONNX files, calibrate the cascade, score every backend, write ``onnx/parity.json``."""
+    """Export both ONNX files, calibrate the cascade, score every backend, write ``onnx/parity.json``.
+
+    While the cascade fails parity, its margin steps up the calibration's ladder (``cascade_margin``)
+    and the cascade is scored again; its parity row records the margin, the rule that gave it and the
+    share of train and validation texts that go to fp32."""
     from tweet_classifier.data.prepare import prepare_data
 
     if not model_dir.is_dir():
         raise ModelLoadError(f"model folder not found: {model_dir} (train one with `tweet-classifier train`)")
-    export_onnx(model_dir, compile_batch=config.inference.compile_batch)
+    inference = config.inference
+    export_onnx(model_dir, compile_batch=inference.compile_batch)
     prepared = prepare_data(config)
     sample = prepared.train.sample(n=min(CALIBRATION_TEXTS, len(prepared.train)), random_state=config.seed)[
         "text"
     ].tolist()
-    threads = config.inference.num_threads or default_num_threads()
-    calibrate_cascade(model_dir, sample, threads)
+    threads = inference.num_threads or default_num_threads()
+    calibration = calibrate_cascade(model_dir, sample, threads, inference.cascade_agreement, inference.batch_size)
     report = parity_report(model_dir, config, prepared)
+    rows = report["backends"]
+    calibration = climb_cascade_ladder(
+        model_dir,
+        calibration,
+        rows,
+        lambda: parity_report(model_dir, config, prepared, (REFERENCE_BACKEND, CASCADE_BACKEND))["backends"],
+    )
+    if CASCADE_BACKEND in rows:
+        rows[CASCADE_BACKEND]["cascade"] = _cascade_summary(
+            model_dir, calibration, prepared.validation["text"].tolist(), threads, inference.batch_size
+        )
     write_missing_serving_files(model_dir, config, prepared)
     write_portable_pipeline(model_dir)  # folders trained before they carried it gain it here
     write_json_atomic(model_dir / ONNX_DIR / PARITY_NAME, report)
-    passed = [name for name, row in report["backends"].items() if row["passed"]]
+    passed = [name for name, row in rows.items() if row["passed"]]
     logger.info("wrote %s; backends passing parity: %s", model_dir / ONNX_DIR / PARITY_NAME, passed)
     return report
+
+
+def climb_cascade_ladder(
+    model_dir: Path,
+    calibration: dict[str, Any],
+    rows: dict[str, dict[str, Any]],
+    rescore: Callable[[], dict[str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """While the cascade's parity row fails, write the ladder's next (larger) margin and replace the row
+    by ``rescore()``'s; stops at the last rung (then the row says it failed and ``auto`` skips it)."""
+    while (
+        CASCADE_BACKEND in rows
+        and not rows[CASCADE_BACKEND]["passed"]
+        and calibration["calibration"]["step"] + 1 < len(calibration["calibration"]["ladder"])
+    ):
+        logger.warning("the cascade failed parity at margin %.3f: stepping the margin up", calibration["margin"])
+        calibration = write_cascade_step(model_dir, calibration, calibration["calibration"]["step"] + 1)
+        rows[CASCADE_BACKEND] = rescore()[CASCADE_BACKEND]
+    return calibration
+
+
+def _cascade_summary(
+    model_dir: Path, calibration: dict[str, Any], validation_texts: list[str], threads: int, batch_size: int
+) -> dict[str, Any]:
+    """The cascade's margin, its rule and the fallback share (train calibration and validation) for parity.json."""
+    details = calibration["calibration"]
+    margin = calibration["margin"]
+    exact = _probabilities(_uncalibrated(model_dir, "onnx-fp32", threads), validation_texts)
+    validation = _int8_batchings(model_dir, validation_texts, threads, batch_size, exact)
+    return {
+        "margin": margin,
+        "rule": details["rule"],
+        "target_agreement": details["target_agreement"],
+        "step": details["step"],
+        "fallback_fraction": {
+            "train": {name: row["fallback_fraction"] for name, row in details["batchings"].items()},
+            "validation": {batching.name: round(batching.fallback_fraction(margin), 6) for batching in validation},
+        },
+    }
 
 
 def write_missing_serving_files(model_dir: Path, config: RunConfig, prepared: PreparedData) -> bool:

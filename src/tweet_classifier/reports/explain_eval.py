@@ -28,6 +28,7 @@ from tweet_classifier.inference.explain import Predicting, explain_text, without
 from tweet_classifier.inference.export import resolve_run_config
 from tweet_classifier.inference.predictor import Predictor
 from tweet_classifier.metrics import percentile
+from tweet_classifier.training.calibration import review_outcome
 
 DELETION_KS = (1, 2, 3)
 
@@ -112,9 +113,9 @@ def format_trust_report(
             f"{calibration['temperature']:.3f} fitted on validation): ECE {test['ece_before']:.4f} -> "
             f"{test['ece_after']:.4f}, NLL {test['nll_before']:.4f} -> {test['nll_after']:.4f}.",
             "",
-            f"Review threshold {selective['threshold']:.3f} (lowest keeping {selective['metric']} >= "
-            f"{selective['target']} on validation): on test the model acts on {100 * kept['coverage']:.1f}% of "
-            f"tweets automatically at macro-F1 {kept['macro_f1']:.3f}; the rest need a person.",
+            f"{review_outcome(selective)} On test the threshold {selective['threshold']:.3f} lets the model act "
+            f"on {100 * kept['coverage']:.1f}% of tweets automatically at macro-F1 {kept['macro_f1']:.3f}; "
+            "the rest need a person.",
             "",
             "| threshold | test coverage | test macro-F1 | test accuracy |",
             "|---|---|---|---|",

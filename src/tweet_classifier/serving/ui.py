@@ -22,6 +22,7 @@ from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.serving import live_plots
 from tweet_classifier.serving.app import INTERNAL_ERROR_MESSAGE, BadRequestError, ClassifierService, CsvResult
 from tweet_classifier.serving.impact import Impact
+from tweet_classifier.training.calibration import review_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -431,9 +432,9 @@ def render_calibration(info: dict[str, Any]) -> str:
     lines = [
         f"**Calibration**: temperature {calibration['temperature']:.3f} (fitted on validation); test ECE "
         f"**{test['ece_before']:.4f} → {test['ece_after']:.4f}** ({calibration['ece_bins']} equal-width bins).",
-        f"**Review**: below confidence {selective['threshold']:.3f} a prediction needs a person. On test the "
-        f"model acts on **{100 * kept['coverage']:.1f}%** of tweets automatically at macro-F1 "
-        f"**{_f1(kept['macro_f1'])}**.",
+        f"**Review**: below confidence {selective['threshold']:.3f} a prediction needs a person. "
+        f"{review_outcome(selective)} On test the model acts on **{100 * kept['coverage']:.1f}%** of tweets "
+        f"automatically at macro-F1 **{_f1(kept['macro_f1'])}**.",
         "\n| threshold | test coverage | test macro-F1 |\n|---|---|---|",
     ]
     lines += [

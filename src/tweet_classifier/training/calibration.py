@@ -12,7 +12,11 @@ applied by ``Predictor`` to every backend's logits (one place: ``Predictor._prob
 * **The review threshold**: from the calibrated validation probabilities, the risk-coverage curve
   (predictions sorted by confidence; the metric of the ``k`` most confident ones, for every ``k``) and
   the lowest confidence at which the kept predictions still reach ``review.target`` on ``review.metric``.
-  A prediction under it carries ``needs_review: true``.
+  A prediction under it carries ``needs_review: true``. Only cuts whose kept set is big enough to measure
+  the metric count (``review.min_coverage``, ``review.min_kept``, ``review.min_per_class``): the few most
+  confident rows reach almost any target by chance, or miss it because a class is absent. Where no such cut
+  reaches the target, the threshold is the one with the best metric among them and calibration.json says
+  ``target_reached: false`` (see ``choose_threshold``).
 
 ECE and the reliability diagram use ``evaluate.ece_bins`` equal-width confidence bins (10 by default),
 the same definition as ``metrics.expected_calibration_error``. Temperature scaling is fitted on
@@ -155,9 +159,10 @@ def risk_coverage(
 
     Predictions are sorted by top-1 probability, most confident first; a threshold keeps every prediction
     whose confidence is at least it, so only cuts between distinct confidences are listed. Returns arrays
-    ``threshold``, ``coverage`` (kept share), ``n_kept`` and ``value`` (the metric on the kept ones), by
-    increasing coverage. Definitions as ``metrics.confusion_report_dict`` (every label counts in the
-    macro average, zero when a class is neither true nor predicted among the kept).
+    ``threshold``, ``coverage`` (kept share), ``n_kept``, ``min_class_rows`` (true rows of the rarest
+    label among the kept) and ``value`` (the metric on the kept ones), by increasing coverage. Definitions
+    as ``metrics.confusion_report_dict`` (every label counts in the macro average, zero when a class is
+    neither true nor predicted among the kept).
     """
     if metric not in REVIEW_METRICS:
         raise CalibrationError(f"unknown review metric {metric!r}: choose one of {', '.join(REVIEW_METRICS)}")
@@ -185,30 +190,92 @@ def risk_coverage(
         else:
             denominator = true_counts + predicted_counts
             value = np.where(denominator > 0, 2 * hits / denominator, 0.0).mean(axis=1)
-    return {"threshold": confidence[cuts], "coverage": n_kept / len(truth), "n_kept": n_kept, "value": value}
+    return {
+        "threshold": confidence[cuts],
+        "coverage": n_kept / len(truth),
+        "n_kept": n_kept,
+        "min_class_rows": true_counts.min(axis=1).astype(np.int64),
+        "value": value,
+    }
 
 
-def choose_threshold(curve: Mapping[str, np.ndarray], target: float) -> dict[str, Any]:
-    """The threshold keeping the most predictions whose metric still reaches ``target``.
+def choose_threshold(
+    curve: Mapping[str, np.ndarray],
+    target: float,
+    *,
+    min_coverage: float = 0.0,
+    min_kept: int = 1,
+    min_per_class: int = 0,
+) -> dict[str, Any]:
+    """The threshold keeping the most predictions whose metric still reaches ``target``, among the cuts
+    whose kept set is big enough to measure it: coverage >= ``min_coverage``, >= ``min_kept`` rows and
+    >= ``min_per_class`` true rows of every label (pass 0 for accuracy, where the class mix does not
+    enter the metric).
 
-    When no threshold reaches it, every prediction is sent to review (threshold above the highest
-    confidence) and ``reached`` is false: the configured target is never silently lowered.
+    When none of those cuts reaches ``target``, the threshold is the one with the best metric among them
+    (the larger coverage on ties): the best the model delivers on enough rows, which is the cut at
+    ``min_coverage`` when the curve rises as coverage falls. ``target_reached`` is then false; the target is
+    never silently reported as met. When no cut passes the guard at all (validation smaller than
+    ``min_kept``, or a class rarer than ``min_per_class``), the whole validation split is the only cut
+    judged and ``guard_met`` is false.
     """
-    reaching = np.flatnonzero(curve["value"] >= target)
-    if len(reaching) == 0:
-        return {
-            "threshold": float(np.nextafter(curve["threshold"][0], np.inf)),
-            "reached": False,
-            "coverage": 0.0,
-            "value": None,
-        }
-    best = int(reaching[-1])
+    eligible = (
+        (curve["coverage"] >= min_coverage - 1e-12)
+        & (curve["n_kept"] >= min_kept)
+        & (curve["min_class_rows"] >= min_per_class)
+    )
+    guard_met = bool(eligible.any())
+    if not guard_met:
+        eligible = np.arange(len(eligible)) == len(eligible) - 1
+    reaching = np.flatnonzero(eligible & (curve["value"] >= target))
+    if len(reaching):
+        best = int(reaching[-1])
+    else:
+        candidates = np.flatnonzero(eligible)[::-1]  # by decreasing coverage: argmax keeps the largest on ties
+        best = int(candidates[np.argmax(curve["value"][candidates])])
     return {
         "threshold": float(curve["threshold"][best]),
-        "reached": True,
+        "target_reached": bool(len(reaching)),
+        "guard_met": guard_met,
         "coverage": float(curve["coverage"][best]),
+        "n_kept": int(curve["n_kept"][best]),
         "value": float(curve["value"][best]),
     }
+
+
+def review_outcome(review: Mapping[str, Any]) -> str:
+    """One sentence on how the review threshold was chosen, for the card, the Model tab and the trust
+    report, from calibration.json's ``review`` or metrics.json's ``selective``. Files written before the
+    coverage guard (no ``min_coverage``, ``reached`` instead of ``target_reached``) still read."""
+    metric, target, threshold = review["metric"], review["target"], review["threshold"]
+    value, coverage = review.get("value"), review.get("coverage")
+    if "min_coverage" not in review:
+        if review.get("reached") is False:
+            return (
+                f"Target {metric} >= {target} is not reached on validation at any coverage, so the threshold "
+                f"{threshold:.3f} flags every prediction (fitted before the coverage guard: re-run "
+                "`tweet-classifier calibrate`)."
+            )
+        kept = f": {value:.3f} on {100 * coverage:.1f}% of validation" if value is not None else ""
+        return f"Threshold {threshold:.3f} is the lowest keeping {metric} >= {target} on validation{kept}."
+    guard = f">= {100 * review['min_coverage']:.0f}% coverage (and >= {review['min_kept']} rows)"
+    kept = f"{value:.3f} on {100 * coverage:.1f}% of validation"
+    small = (
+        ""
+        if review.get("guard_met", True)
+        else " Validation is smaller than the guard (review.min_kept, review.min_per_class), so only the "
+        "whole split was judged."
+    )
+    if review.get("target_reached", True):
+        return (
+            f"Threshold {threshold:.3f} is the lowest keeping {metric} >= {target} on validation at {guard}: "
+            f"{kept}.{small}"
+        )
+    return (
+        f"Target {metric} >= {target} is not reachable on validation at {guard}; threshold set at "
+        f"{threshold:.3f}, the best {metric} there: {kept} (lower review.target or review.min_coverage and "
+        f"re-calibrate to change it).{small}"
+    )
 
 
 def _kept_report(
@@ -272,9 +339,13 @@ def fit_calibration(
     review_metric: str,
     review_target: float,
     ece_bins: int,
+    min_coverage: float = 0.0,
+    min_kept: int = 1,
+    min_per_class: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(calibration.json payload without the weights hash, metrics.json additions)`` from the torch fp32
-    (uncalibrated) probabilities of the validation and test splits."""
+    (uncalibrated) probabilities of the validation and test splits. The ``min_*`` guard the threshold
+    search (``choose_threshold``; ``min_per_class`` applies to the macro metrics only)."""
     from tweet_classifier.metrics import expected_calibration_error
 
     label_index = {label: index for index, label in enumerate(labels)}
@@ -285,13 +356,35 @@ def fit_calibration(
     validation_calibrated = apply_temperature(validation_logits, temperature)
     test_calibrated = apply_temperature(test_logits, temperature)
     curve = risk_coverage(validation_truth, validation_calibrated, labels, review_metric)
-    chosen = choose_threshold(curve, review_target)
-    if not chosen["reached"]:
+    per_class = min_per_class if review_metric.startswith("macro_") else 0
+    chosen = choose_threshold(
+        curve, review_target, min_coverage=min_coverage, min_kept=min_kept, min_per_class=per_class
+    )
+    if not chosen["guard_met"]:
         logger.warning(
-            "no confidence threshold reaches %s >= %.3f on validation: every prediction will need review; "
-            "lower review.target or improve the model",
+            "validation has %d rows (rarest label: %d): no threshold keeps review.min_coverage=%s, "
+            "review.min_kept=%d and review.min_per_class=%d of it, so the review threshold is judged on the "
+            "whole split; lower those keys or give validation more rows (data.split)",
+            len(validation_truth),
+            int(curve["min_class_rows"][-1]),
+            min_coverage,
+            min_kept,
+            per_class,
+        )
+    if not chosen["target_reached"]:
+        logger.warning(
+            "review.target %s >= %.3f is not reachable on validation with >= %.0f%% of it (review.min_coverage) "
+            "and >= %d rows (review.min_kept) kept: threshold set at %.4f, the best there (%s %.3f on %.1f%% of "
+            "validation); lower review.target, or review.min_coverage / review.min_kept for a noisier estimate, "
+            "and re-run `tweet-classifier calibrate`",
             review_metric,
             review_target,
+            100 * min_coverage,
+            min_kept,
+            chosen["threshold"],
+            review_metric,
+            chosen["value"],
+            100 * chosen["coverage"],
         )
     test_index = np.array([label_index[label] for label in test_truth])
 
@@ -314,7 +407,8 @@ def fit_calibration(
         "reliability_before": reliability_bins(test_truth, test_probabilities, labels, ece_bins),
         "reliability_after": reliability_bins(test_truth, test_calibrated, labels, ece_bins),
     }
-    review = {"metric": review_metric, "target": review_target} | chosen
+    guard = {"min_coverage": min_coverage, "min_kept": min_kept, "min_per_class": per_class}
+    review = {"metric": review_metric, "target": review_target} | guard | chosen
     payload = {
         "format_version": CALIBRATION_FORMAT_VERSION,
         "temperature": temperature,
@@ -357,6 +451,9 @@ def write_calibration(
         review_metric=config.review.metric,
         review_target=config.review.target,
         ece_bins=config.evaluate.ece_bins,
+        min_coverage=config.review.min_coverage,
+        min_kept=config.review.min_kept,
+        min_per_class=config.review.min_per_class,
     )
     payload["weights_sha256"] = file_sha256(model_dir / "model.safetensors")
     write_json_atomic(model_dir / CALIBRATION_NAME, payload)

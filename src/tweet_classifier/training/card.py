@@ -17,6 +17,7 @@ import yaml
 
 from tweet_classifier.artifact import FILE_DESCRIPTIONS, ArtifactError, ModelManifest, read_canary, read_json
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.training.calibration import review_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ DATASET_LICENCES = {
     ),
 }
 DATASET_HUB_IDS = {"tweet_eval": "cardiffnlp/tweet_eval"}
+# The licences above as Hub licence ids (model and dataset cards); "other" for the rest.
+DATASET_LICENCE_IDS = {"twitter-airline-sentiment": "cc-by-nc-sa-4.0"}
 TRAINING_KEYS = (
     "base_model",
     "max_length",
@@ -57,7 +60,7 @@ class ModelCardError(TweetClassifierError):
     """The folder lacks what a model card needs."""
 
 
-def _dataset_key(source: str) -> str:
+def dataset_key(source: str) -> str:
     return Path(source).parts[0] if source else "unknown"
 
 
@@ -80,22 +83,28 @@ def card_metadata(
     metrics: Mapping[str, Any],
     run_config: Mapping[str, Any],
     examples: Sequence[str] = (),
+    dataset_repo_id: str | None = None,
 ) -> Any:
     """``huggingface_hub.ModelCardData`` with the model-index (macro-F1 and accuracy on test) and the Hub
-    widget's example inputs."""
+    widget's example inputs. ``dataset_repo_id`` (else the run config's ``hub.dataset_repo_id``) is the Hub
+    dataset of the cleaned splits (``push-data``): ``datasets:`` and the model-index name it."""
     from huggingface_hub import EvalResult, ModelCardData
 
     data_config = run_config.get("data", {})
     source = str(manifest.dataset.get("source") or data_config.get("source", ""))
-    dataset_key = _dataset_key(source)
-    dataset_type = DATASET_HUB_IDS.get(dataset_key, dataset_key)
+    source_key = dataset_key(source)
+    dataset_type = (
+        dataset_repo_id
+        or (run_config.get("hub") or {}).get("dataset_repo_id")
+        or DATASET_HUB_IDS.get(source_key, source_key)
+    )
     subset = manifest.dataset.get("subset") or data_config.get("subset")
     test = metrics.get("test", {})
     common = {
         "task_type": "text-classification",
         "task_name": "Text Classification",
         "dataset_type": dataset_type,
-        "dataset_name": f"{dataset_key}{f' ({subset})' if subset else ''}",
+        "dataset_name": f"{source_key}{f' ({subset})' if subset else ''}",
         "dataset_config": subset,
         "dataset_split": "test",
     }
@@ -110,7 +119,7 @@ def card_metadata(
         EvalResult(metric_type="accuracy", metric_name="accuracy", metric_value=round(test["accuracy"], 4), **common),
     ]
     # Per-class F1 is in the card body: model-index ``config:`` names a dataset configuration, not a class.
-    licence = "cc-by-nc-sa-4.0" if dataset_key == "twitter-airline-sentiment" else "other"
+    licence = DATASET_LICENCE_IDS.get(source_key, "other")
     base_model = manifest.base_model if "/" in manifest.base_model and " " not in manifest.base_model else None
     return ModelCardData(
         license=licence,
@@ -142,9 +151,9 @@ def widget_examples(folder: Path, per_label: int = 1) -> list[str]:
     return [text for texts in chosen.values() for text in texts]
 
 
-def render_model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
+def render_model_card(model_dir: str | Path, repo_id: str | None = None, dataset_repo_id: str | None = None) -> str:
     """The card text of ``model_dir`` (front matter + sections), from its files only; snippets load
-    ``repo_id`` (the folder's path when it is not being published)."""
+    ``repo_id`` (the folder's path when it is not being published); ``dataset_repo_id``: see ``card_metadata``."""
     from huggingface_hub import ModelCard
 
     folder = Path(model_dir)
@@ -156,19 +165,19 @@ def render_model_card(model_dir: str | Path, repo_id: str | None = None) -> str:
     run_config = yaml.safe_load(run_config_path.read_text(encoding="utf-8")) if run_config_path.is_file() else {}
     cleaning = _read_optional_json(folder / "cleaning_report.json")
     benchmark = _read_optional_json(folder / "benchmark.json")
-    metadata = card_metadata(manifest, metrics, run_config, widget_examples(folder))
+    metadata = card_metadata(manifest, metrics, run_config, widget_examples(folder), dataset_repo_id)
     body = _card_body(manifest, metrics, run_config or {}, cleaning, benchmark, repo_id or str(folder))
     body += _files_section(folder)
     card = ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}")
     return str(card)
 
 
-def write_model_card(model_dir: str | Path, repo_id: str | None = None) -> Path:
+def write_model_card(model_dir: str | Path, repo_id: str | None = None, dataset_repo_id: str | None = None) -> Path:
     """Write ``README.md`` into ``model_dir`` and check that its front matter parses back with the model-index."""
     from huggingface_hub import ModelCard
 
     folder = Path(model_dir)
-    text = render_model_card(folder, repo_id)
+    text = render_model_card(folder, repo_id, dataset_repo_id)
     path = folder / CARD_NAME
     path.write_text(text, encoding="utf-8")
     parsed = ModelCard.load(path)
@@ -189,7 +198,7 @@ def _card_body(
     validation = metrics.get("validation", {})
     baseline_f1 = metrics.get("baseline", {}).get("test", {}).get("macro_f1")
     source = str(manifest.dataset.get("source", ""))
-    licence = DATASET_LICENCES.get(_dataset_key(source), "see the dataset's own licence")
+    licence = DATASET_LICENCES.get(dataset_key(source), "see the dataset's own licence")
     name = run_config.get("name", "tweet-classifier")
     labels = ", ".join(f"`{label}`" for label in manifest.labels)
     sections = [
@@ -325,12 +334,6 @@ def _calibration_section(calibration: Mapping[str, Any], selective: Mapping[str,
     """ECE before/after temperature scaling and the coverage table, from ``metrics.json``."""
     test, validation = calibration["test"], calibration["validation"]
     kept = selective["test"]
-    metric, target = selective["metric"], selective["target"]
-    outcome = (
-        f"reaches {metric} {selective['value']:.3f} on {_pct(selective['coverage'])}% of validation"
-        if selective.get("reached")
-        else "is not reached on validation at any coverage, so every prediction is flagged"
-    )
     parts = [
         f"Temperature scaling fitted on validation (T = {calibration['temperature']:.3f}; "
         f"{calibration['ece_bins']} equal-width confidence bins). Every backend applies it.",
@@ -348,8 +351,8 @@ def _calibration_section(calibration: Mapping[str, Any], selective: Mapping[str,
             ],
         ),
         f"**Review flag**: predictions whose calibrated confidence is under **{selective['threshold']:.3f}** carry "
-        f"`needs_review: true`. The threshold is the lowest that keeps {metric} >= {target} on validation; it "
-        f"{outcome}. On test it acts on **{_pct(kept['coverage'])}%** of tweets automatically at macro-F1 "
+        f"`needs_review: true`. {review_outcome(selective)} On test it acts on **{_pct(kept['coverage'])}%** "
+        "of tweets automatically at macro-F1 "
         f"**{_pct(kept['macro_f1'])}** (accuracy {_pct(kept['accuracy'])}).",
         "Coverage vs macro-F1 on test (each threshold chosen on validation for its coverage):",
         _table(

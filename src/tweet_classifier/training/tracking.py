@@ -360,13 +360,18 @@ def log_test_predictions(
     run.log_table("test/predictions", ["raw_text", "text", "label", "predicted", *(f"p_{x}" for x in labels)], rows)
 
 
+def model_artifact_name(config: RunConfig) -> str:
+    """The W&B Artifact every model of ``config`` is a version of (training logs it, ``retrain`` aliases it)."""
+    return f"{config.name}-model"
+
+
 def log_model_and_data(run: TrackingRun, model_dir: Path, prepared: Any, config: RunConfig, metrics: Any) -> None:
     """The model folder (type ``model``) and the cleaned splits with the cleaning report (type
     ``dataset``) as Artifacts aliased ``latest``, so a run, its data and its weights stay linked."""
     if not run.active:
         return
     run.log_artifact(
-        f"{config.name}-model",
+        model_artifact_name(config),
         "model",
         model_dir,
         aliases=["latest"],
