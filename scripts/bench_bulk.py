@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     from tweet_classifier.artifact import read_canary
-    from tweet_classifier.inference.predictor import default_num_threads
+    from tweet_classifier.inference.backends import default_num_threads
 
     threads = args.threads or default_num_threads()
     if args.worker:
