@@ -667,7 +667,7 @@ def test_the_config_offers_every_backend() -> None:
 
 
 def test_cpu_description_reads_the_instruction_sets() -> None:
-    described = predictor_module.cpu_description()
+    described = cpu_description()
     assert set(described) == {"machine", "model", "isa", "physical_cores"}
     assert described["physical_cores"] >= 1
     assert set(described["isa"]) <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
