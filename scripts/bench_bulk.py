@@ -9,10 +9,10 @@ its own:
 
 * `pipeline`: `transformers.pipeline("text-classification")` at batch 32 over the file read in chunks,
   labels written to a CSV: the end-to-end job a script would write without this project;
-* `predict`: `bulk.predict_file`, what `tweet-classifier predict` runs (auto backend, length bucketing);
+* `predict`: `bulk.local.predict_file`, what `tweet-classifier predict` runs (auto backend, length bucketing);
 * `predict, input order`: the same with batches of 32 in input order (`plan_batches` replaced), to
   show what length bucketing gains;
-* `predict-ray`: the same with `--engine ray` (`bulk_ray.predict_on_ray`) on a local Ray cluster of
+* `predict-ray`: the same with `--engine ray` (`bulk.ray_engine.predict_on_ray`) on a local Ray cluster of
   one actor per core, one intra-op thread each; the cluster is started before the clock, like the model
   is loaded before it. Its peak RSS is the largest sum over the driver and every process under it (the
   Ray services and the actors, each holding a model), sampled every 0.2 s;
@@ -73,7 +73,8 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
                 rows += len(texts)
         return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": _peak_rss_mb()}
 
-    from tweet_classifier.inference import bulk, predictor
+    from tweet_classifier.inference import predictor
+    from tweet_classifier.inference.bulk import local, sources
 
     if job == "predict-input-order":
         # What bucketing gains: the same job with batches of 32 in input order.
@@ -92,7 +93,7 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
         pd.DataFrame({"label": labels}).to_csv(output, index=False)
         return {"seconds": 0.0, "rows": len(labels), "peak_rss_mb": _peak_rss_mb(), "backend": loaded.backend_batch}
     started = time.perf_counter()
-    summary = bulk.predict_file(loaded, bulk.open_source(str(source)), output, overwrite=True)
+    summary = local.predict_file(loaded, sources.open_source(str(source)), output, overwrite=True)
     return {
         "seconds": time.perf_counter() - started,
         "rows": summary.rows,
@@ -107,9 +108,9 @@ def _ray_worker(loaded: Any, model: Path, source: Path, output: Path, threads: i
 
     import psutil
 
-    from tweet_classifier.inference import bulk, bulk_ray
+    from tweet_classifier.inference.bulk import ray_engine, sources
 
-    bulk_ray.start_ray(None, threads)
+    ray_engine.start_ray(None, threads)
     root = psutil.Process()
     peak = [0.0]
     done = threading.Event()
@@ -132,7 +133,7 @@ def _ray_worker(loaded: Any, model: Path, source: Path, output: Path, threads: i
     args.output = output
     load = {"model": model, "revision": None, "backend": loaded.backend_batch, "batch_size": BATCH}
     started = time.perf_counter()
-    summary = bulk_ray.predict_on_ray(loaded, bulk.open_source(str(source)), args, load, {"overwrite": True})
+    summary = ray_engine.predict_on_ray(loaded, sources.open_source(str(source)), args, load, {"overwrite": True})
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     from tweet_classifier.artifact import read_canary
-    from tweet_classifier.inference.predictor import default_num_threads
+    from tweet_classifier.inference.backends import default_num_threads
 
     threads = args.threads or default_num_threads()
     if args.worker:

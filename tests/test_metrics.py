@@ -9,6 +9,8 @@ from tweet_classifier.metrics import (
     MIN_SLICE_SUPPORT,
     classification_report_dict,
     expected_calibration_error,
+    percentile,
+    percentile_summary,
     slice_metrics,
 )
 
@@ -159,3 +161,34 @@ def test_slice_metrics_accepts_numpy_masks_and_rejects_misaligned_ones() -> None
 
     with pytest.raises(ValueError, match="slice 'short' has 2 flags for 6 examples"):
         slice_metrics(TRUE, PRED, LABELS, {"short": [True, False]})
+
+
+@pytest.mark.parametrize(
+    ("values", "percent", "expected"),
+    [
+        ([3.0, 1.0, 2.0], 50, 2.0),  # unsorted input: the middle rank
+        ([1.0, 2.0, 3.0, 4.0], 50, 2.5),  # between the two middle ranks
+        ([10.0, 20.0], 95, 19.5),  # rank 0.95 of the way from 10 to 20
+        ([0.0, 10.0, 20.0, 30.0, 40.0], 99, 39.6),  # rank 3.96
+        ([7.0], 99, 7.0),
+        ([1.0, 5.0], 0, 1.0),
+        ([1.0, 5.0], 100, 5.0),
+    ],
+)
+def test_percentile_interpolates_linearly_between_ranks(values: list[float], percent: float, expected: float) -> None:
+    assert percentile(values, percent) == pytest.approx(expected)
+
+
+def test_percentile_refuses_no_values_and_out_of_range_percents() -> None:
+    with pytest.raises(ValueError, match="zero values"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match="between 0 and 100, got 150"):
+        percentile([1.0], 150)
+
+
+def test_percentile_summary_by_hand_and_empty() -> None:
+    summary = percentile_summary([4.0, 1.0, 3.0, 2.0, 5.0])
+
+    assert summary == pytest.approx({"n": 5, "p50": 3.0, "p95": 4.8, "p99": 4.96, "mean": 3.0, "max": 5.0})
+    assert type(summary["n"]) is int
+    assert percentile_summary([]) == {"n": 0, "p50": None, "p95": None, "p99": None, "mean": None, "max": None}

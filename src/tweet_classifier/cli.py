@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "export": ("tweet_classifier.inference.export", "export ONNX fp32/int8 files with a parity report"),
     "predict": (
-        "tweet_classifier.inference.bulk",
+        "tweet_classifier.inference.bulk.command",
         "score a CSV/TSV/JSONL/parquet file or a dataset in chunks (resumable)",
     ),
     "benchmark": ("tweet_classifier.inference.benchmark", "compare every backend with the plain transformers pipeline"),

@@ -1,9 +1,10 @@
-"""Classification metrics on label names, computed with scikit-learn.
+"""Classification metrics on label names, computed with scikit-learn, and latency percentiles.
 
 Pure functions: no I/O, no model. Every stage (baseline, training, evaluation, the app's live F1,
 the promotion gate) computes its numbers here so they agree to the last digit. scikit-learn rather
 than the ``evaluate`` package: ``evaluate.load`` downloads metric scripts from the Hub at run time
-and fails offline.
+and fails offline. The percentiles (benchmark, export's parity timings, the explanation latency, the
+server's live latency, the promotion gate) are numpy's linear interpolation, computed here once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 # Below this many examples a slice's macro-F1 is too noisy to read; it is reported but flagged.
 MIN_SLICE_SUPPORT = 30
+# The latency percentiles every table and live view reports.
+LATENCY_PERCENTILES = (50, 95, 99)
 
 
 def _check_inputs(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> None:
@@ -167,3 +170,29 @@ def slice_metrics(
             "small": count < MIN_SLICE_SUPPORT,
         }
     return results
+
+
+def percentile(values: Sequence[float], percent: float) -> float:
+    """The ``percent`` (0-100) percentile of ``values`` by linear interpolation between the two nearest
+    ranks (numpy's default); raises ``ValueError`` on no values, where there is no percentile to report."""
+    if len(values) == 0:
+        raise ValueError("cannot take a percentile of zero values")
+    if not 0 <= percent <= 100:
+        raise ValueError(f"percent must be between 0 and 100, got {percent}")
+    return float(np.percentile(np.asarray(values, dtype=float), percent))
+
+
+def percentile_summary(values: Sequence[float]) -> dict[str, float | int | None]:
+    """p50/p95/p99/mean/max of ``values`` (numpy's linear interpolation); ``None`` each when empty."""
+    if len(values) == 0:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "mean": None, "max": None}
+    array = np.asarray(values, dtype=float)
+    p50, p95, p99 = np.percentile(array, LATENCY_PERCENTILES)
+    return {
+        "n": int(array.size),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "mean": float(array.mean()),
+        "max": float(array.max()),
+    }

@@ -1,4 +1,4 @@
-"""Length bucketing (``predictor.plan_batches``): every row once, little padding, results in input order."""
+"""Length bucketing (``batching.plan_batches``): every row once, little padding, results in input order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from tweet_classifier.inference.predictor import Predictor, plan_batches
+from tweet_classifier.inference.batching import plan_batches
+from tweet_classifier.inference.predictor import Predictor
 
 
 def padded_tokens(lengths: list[int], batches: list[list[int]]) -> int:

@@ -13,7 +13,6 @@ from tweet_classifier import cli
 from tweet_classifier.inference.benchmark import (
     BenchmarkError,
     _measure_in_subprocess,
-    _percentile,
     benchmark,
     markdown_table,
 )
@@ -135,14 +134,6 @@ def test_rounds_interleave_backends_and_report_medians(
 def test_bad_arguments_exit_2(exported: Path, run_config: Path, tmp_path: Path) -> None:
     assert cli.main(["benchmark", "--model", str(exported), "--config", str(run_config), "--texts", "-1"]) == 2
     assert cli.main(["benchmark", "--model", str(tmp_path / "absent"), "--config", str(run_config)]) == 2
-
-
-def test_percentile_interpolates_like_numpy() -> None:
-    values = [5.0, 1.0, 3.0, 2.0, 4.0]
-    assert _percentile(values, 0.5) == 3.0
-    assert _percentile(values, 0.95) == pytest.approx(4.8)
-    assert _percentile(values, 1.0) == 5.0
-    assert _percentile([7.0], 0.99) == 7.0
 
 
 def test_markdown_table_ratios() -> None:

@@ -16,7 +16,10 @@ import pytest
 from tests.conftest import REPO_ROOT, TINY_LABELS, shared_data_path
 from tests.serving_helpers import make_settings
 from tweet_classifier import cli
-from tweet_classifier.inference.bulk import BulkError, open_source, parts_folder, predict_file
+from tweet_classifier.inference.bulk.formats import BulkError
+from tweet_classifier.inference.bulk.local import predict_file
+from tweet_classifier.inference.bulk.parts import parts_folder
+from tweet_classifier.inference.bulk.sources import open_source
 from tweet_classifier.inference.predictor import Predictor
 from tweet_classifier.serving.service import ClassifierService
 

@@ -12,15 +12,12 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tweet_classifier import cli
 from tweet_classifier.hub.staging import space_requirements
-from tweet_classifier.inference import bulk_ray
-from tweet_classifier.inference.bulk import (
-    BulkError,
-    OutputColumns,
-    open_source,
-    parts_folder,
-    predict_file,
-    score_frame,
-)
+from tweet_classifier.inference.bulk import ray_engine
+from tweet_classifier.inference.bulk.formats import BulkError
+from tweet_classifier.inference.bulk.local import predict_file
+from tweet_classifier.inference.bulk.parts import parts_folder
+from tweet_classifier.inference.bulk.scoring import OutputColumns, score_frame
+from tweet_classifier.inference.bulk.sources import open_source
 from tweet_classifier.inference.predictor import Predictor
 
 ROWS = 300
@@ -94,7 +91,7 @@ def test_ray_engine_keeps_bad_jsonl_lines_and_resumes_a_local_run(tmp_path, expo
         )
     assert len(list(parts_folder(resumed).glob("part-*"))) == 2
 
-    scorer = bulk_ray.ray_scorer(
+    scorer = ray_engine.ray_scorer(
         {"model": str(exported), "num_threads": 1, "warn_unverified": False}, "text", "", "utf-8", 2, 1
     )
     summary = predict_file(predictor, open_source(str(source)), resumed, chunk_rows=8, score_chunks=scorer, window=8)
@@ -107,7 +104,7 @@ def test_ray_engine_keeps_bad_jsonl_lines_and_resumes_a_local_run(tmp_path, expo
 def test_missing_ray_names_the_extra_to_install(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(BulkError, match=r"--engine ray needs Ray.*pip install '\.\[scale\]'"):
-        bulk_ray.start_ray(None, None)
+        ray_engine.start_ray(None, None)
 
 
 def test_ray_options_without_the_ray_engine_are_refused(tmp_path, tiny_model_dir) -> None:

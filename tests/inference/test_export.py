@@ -13,19 +13,17 @@ import pytest
 
 from tests.conftest import TINY_LABELS, build_tiny_model_folder
 from tweet_classifier import cli
-from tweet_classifier.artifact import WEIGHTS_NAME, read_json
+from tweet_classifier.artifact import WEIGHTS_NAME, file_sha256, read_json
 from tweet_classifier.config import ConfigError, load_config
 from tweet_classifier.data.prepare import prepare_data
-from tweet_classifier.inference.export import (
-    ExportError,
-    compile_bf16_package,
-    export_model,
-    export_onnx,
-    interleaved_latency,
-    parity_report,
-    resolve_run_config,
-)
-from tweet_classifier.inference.predictor import BACKENDS, ModelLoadError, Predictor, choose_backends, file_sha256
+from tweet_classifier.inference.backend_choice import choose_backends
+from tweet_classifier.inference.backends import BACKENDS
+from tweet_classifier.inference.compile_bf16 import compile_bf16_package
+from tweet_classifier.inference.errors import ExportError, ModelLoadError
+from tweet_classifier.inference.export import export_model, resolve_run_config
+from tweet_classifier.inference.onnx_export import export_onnx
+from tweet_classifier.inference.parity import interleaved_latency, parity_report
+from tweet_classifier.inference.predictor import Predictor
 
 TEXTS = [
     "@united thanks for getting me home, the crew was great",
@@ -253,7 +251,7 @@ def _run_cascade(path: Path, rows: list[int], margin: float) -> np.ndarray:
 
 
 def test_cascade_graph_recomputes_only_the_rows_int8_is_unsure_about(tmp_path: Path) -> None:
-    from tweet_classifier.inference.export import build_cascade
+    from tweet_classifier.inference.cascade import build_cascade
 
     # Row 0: a confident fast answer (margin ~1.0); rows 1 and 2: near ties (margin ~0.02) the exact model decides.
     fast = [[8.0, 0.0, 0.0], [1.0, 1.1, 0.0], [0.0, 2.0, 2.05]]
@@ -278,7 +276,7 @@ def test_cascade_needs_models_with_the_same_inputs(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    from tweet_classifier.inference.export import build_cascade
+    from tweet_classifier.inference.cascade import build_cascade
 
     _table_model(tmp_path / "fast.onnx", [[1.0, 0.0, 0.0]])
     identity = helper.make_graph(
@@ -327,7 +325,7 @@ def test_export_writes_the_calibrated_cascade(exported: Path) -> None:
 
 
 def test_a_cascade_failing_parity_steps_its_margin_up(tmp_path: Path, exported: Path) -> None:
-    from tweet_classifier.inference.export import calibrate_cascade, climb_cascade_ladder
+    from tweet_classifier.inference.cascade import calibrate_cascade, climb_cascade_ladder
 
     folder = tmp_path / "model"
     shutil.copytree(exported, folder)
@@ -359,7 +357,7 @@ def test_a_cascade_failing_parity_steps_its_margin_up(tmp_path: Path, exported: 
 
 
 def test_calibration_needs_texts(exported: Path) -> None:
-    from tweet_classifier.inference.export import calibrate_cascade
+    from tweet_classifier.inference.cascade import calibrate_cascade
 
     with pytest.raises(ExportError, match="no train texts"):
         calibrate_cascade(exported, [], threads=1)
@@ -370,7 +368,7 @@ def test_unfusable_graph_is_exported_unfused(
 ) -> None:
     from onnxruntime.transformers import optimizer
 
-    from tweet_classifier.inference.export import _fuse_transformer
+    from tweet_classifier.inference.onnx_export import _fuse_transformer
 
     def unsupported(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("no attention pattern")

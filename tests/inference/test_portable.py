@@ -1,5 +1,5 @@
 """portable.py + hf_pipeline.py: a plain ``transformers.pipeline`` on a model folder answers as the app does,
-in a process where the project cannot be imported."""
+in a process where the project cannot be imported (``reports.pipeline_parity.run_plain_pipeline``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tweet_classifier import hf_pipeline
 from tweet_classifier.artifact import ModelManifest
 from tweet_classifier.inference import portable
 from tweet_classifier.inference.predictor import Predictor
+from tweet_classifier.reports.pipeline_parity import run_plain_pipeline
 
 # Texts where normalization matters: handles, URLs, emoji, entities, mojibake, elongation, control
 # characters, fullwidth letters, and one far over the training length (truncation).
@@ -35,7 +36,7 @@ def portable_folder(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 def test_plain_pipeline_without_the_project_agrees_with_the_predictor(portable_folder, tmp_path) -> None:
-    answer = portable.run_plain_pipeline(portable_folder, TRICKY, tmp_path)
+    answer = run_plain_pipeline(portable_folder, TRICKY, tmp_path)
     assert "trust_remote_code=True" in answer["refused"]
     manifest = ModelManifest.load(portable_folder)
     assert answer["max_length"] == manifest.max_length
@@ -91,7 +92,7 @@ def test_the_pipeline_uses_the_apps_calibrated_probabilities(portable_folder, tm
     )
     portable.write_portable_pipeline(folder)
     texts = TRICKY[:3]
-    answer = portable.run_plain_pipeline(folder, texts, tmp_path)
+    answer = run_plain_pipeline(folder, texts, tmp_path)
     predictor = Predictor.load(folder, backend="torch-fp32")
     for by_label, prediction in zip(answer["scores"], predictor.predict_batch(texts), strict=True):
         for label, score in prediction.scores.items():

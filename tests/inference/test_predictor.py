@@ -14,24 +14,19 @@ import numpy as np
 import pytest
 
 from tests.conftest import TINY_LABELS, build_tiny_model_folder
-from tweet_classifier.artifact import MANIFEST_NAME, WEIGHTS_NAME, read_json, write_json_atomic
+from tweet_classifier.artifact import MANIFEST_NAME, WEIGHTS_NAME, file_sha256, read_json, write_json_atomic
 from tweet_classifier.config import NormalizeConfig
 from tweet_classifier.inference import predictor as predictor_module
-from tweet_classifier.inference.predictor import (
+from tweet_classifier.inference.backend_choice import PARITY_FORMAT_VERSION, PARITY_NAME, choose_backends
+from tweet_classifier.inference.backends import (
     COMPILED_BACKEND,
     ONNX_DIR,
-    PARITY_FORMAT_VERSION,
-    PARITY_NAME,
-    InvalidInputError,
-    ModelLoadError,
-    Prediction,
-    Predictor,
     backend_available,
-    choose_backends,
     compiled_package_problem,
     cpu_description,
-    file_sha256,
 )
+from tweet_classifier.inference.errors import InvalidInputError, ModelLoadError
+from tweet_classifier.inference.predictor import Prediction, Predictor
 from tweet_classifier.text import normalize_tweet
 
 TWEETS = [
@@ -530,14 +525,14 @@ def test_a_failed_deferred_batch_backend_leaves_batches_on_the_single_one(
     exported: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(predictor_module, "choose_backends", _pick("onnx-int8", "torch-bf16"))
-    real_load = predictor_module._load_backend
+    real_load = predictor_module.load_backend
 
     def broken_torch(folder: Path, name: str, threads: int) -> object:
         if name == "torch-bf16":
             raise ModelLoadError("weights unreadable")
         return real_load(folder, name, threads)
 
-    monkeypatch.setattr(predictor_module, "_load_backend", broken_torch)
+    monkeypatch.setattr(predictor_module, "load_backend", broken_torch)
     with caplog.at_level(logging.ERROR, logger="tweet_classifier.inference.predictor"):
         predictor = Predictor.load(exported, defer_batch=True, warn_unverified=False)
         assert predictor.batch_ready.wait(timeout=60)
@@ -672,7 +667,7 @@ def test_the_config_offers_every_backend() -> None:
 
 
 def test_cpu_description_reads_the_instruction_sets() -> None:
-    described = predictor_module.cpu_description()
+    described = cpu_description()
     assert set(described) == {"machine", "model", "isa", "physical_cores"}
     assert described["physical_cores"] >= 1
     assert set(described["isa"]) <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"}
@@ -681,19 +676,19 @@ def test_cpu_description_reads_the_instruction_sets() -> None:
 RACE_SCRIPT = """
 import sys, threading, time
 from pathlib import Path
-from tweet_classifier.inference import predictor
+from tweet_classifier.inference import backends, tokenization
 folder = Path(sys.argv[1])
 errors = []
 def batch_backend():
     try:
-        predictor._load_backend(folder, "torch-fp32", 1)
+        backends.load_backend(folder, "torch-fp32", 1)
     except Exception as error:
         errors.append(repr(error))
 thread = threading.Thread(target=batch_backend)
 thread.start()
 time.sleep(float(sys.argv[2]))
 try:
-    predictor.load_tokenizer(folder)
+    tokenization.load_tokenizer(folder)
 except Exception as error:
     errors.append(repr(error))
 thread.join()

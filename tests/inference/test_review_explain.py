@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.serving.test_serve import ready_service
-from tests.serving_helpers import LABELS, KeywordPredictor
+from tests.serving_helpers import KeywordPredictor
 from tweet_classifier.inference.explain import explain_text, highlighted_segments, without_span, word_spans
 from tweet_classifier.serving.http import create_app
 
@@ -131,43 +131,3 @@ def test_the_sentiment_word_gets_the_largest_attribution(tmp_path: Path) -> None
         assert ranked[0].word == word, (text, [(item.word, item.attribution) for item in explanation.words])
         assert ranked[0].attribution > 0.3
         assert ranked[1].attribution < ranked[0].attribution / 2
-
-
-def test_deletion_test_removes_the_top_words_first() -> None:
-    from tweet_classifier.inference.explain import deletion_test, explanation_latency, without_spans
-
-    texts = [
-        "the crew on my flight to denver was great today",
-        "worst trip of my life so far this whole year",
-        "what time is boarding for the morning flight to boston",
-    ]
-    result = deletion_test(KeywordPredictor(), texts, max_words=64, ks=(1, 2))
-    # Keyword rules: removing the one keyword flips the label's probability; one of ten random words rarely does.
-    assert result[1]["n"] == 3
-    assert result[1]["top_k_drop"] == pytest.approx((0.6 + 0.6 + 0.0) / 3)
-    assert result[1]["top_k_drop"] > result[1]["random_drop"]
-    assert without_spans("a b c d", [(0, 1), (4, 5)]) == "b d"
-    latency = explanation_latency(KeywordPredictor(), texts, max_words=64)
-    assert latency["n"] == 3
-    assert latency["explain_p50_ms"] > 0
-
-
-def test_explain_eval_script_writes_the_trust_block(tiny_model_dir: Path, run_config: Path, tmp_path, capsys) -> None:
-    from tweet_classifier import cli
-    from tweet_classifier.artifact import write_json_atomic
-    from tweet_classifier.inference.explain import main
-    from tweet_classifier.metrics import classification_report_dict
-
-    folder = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    report = classification_report_dict(["negative", "positive"], ["negative", "negative"], LABELS)
-    write_json_atomic(folder / "metrics.json", {"test": report})
-    assert cli.main(["calibrate", "--model", str(folder), "--config", str(run_config)]) == 0
-    assert "## Calibration and review" in (folder / "README.md").read_text(encoding="utf-8")
-    capsys.readouterr()
-    arguments = ["--model", str(folder), "--config", str(run_config), "--texts", "5", "--latency-texts", "3"]
-    assert main([*arguments, "--backend", "torch-fp32"]) == 0
-    output = capsys.readouterr().out
-    assert "ECE" in output
-    assert "| 1 | 5 |" in output
-    assert "Latency over 3 test tweets" in output

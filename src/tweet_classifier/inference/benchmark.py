@@ -31,7 +31,6 @@ import argparse
 import json
 import logging
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,9 +38,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tweet_classifier.arguments import add_config_arguments
 from tweet_classifier.artifact import BENCHMARK_NAME, inspect_model_folder, write_json_atomic
 from tweet_classifier.errors import TweetClassifierError
-from tweet_classifier.inference.export import THROUGHPUT_PASSES, batch_throughput, single_latencies_ms
+from tweet_classifier.inference.backend_choice import choose_backends, read_parity
+from tweet_classifier.inference.backends import (
+    BACKENDS,
+    CASCADE_BACKEND,
+    backend_available,
+    cpu_description,
+    default_num_threads,
+)
+from tweet_classifier.inference.parity import THROUGHPUT_PASSES, batch_throughput, single_latencies_ms
+from tweet_classifier.inference.predictor import Predictor
+from tweet_classifier.metrics import classification_report_dict, percentile
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +65,6 @@ MAX_LATENCY_TEXTS = 500
 
 class BenchmarkError(TweetClassifierError):
     """A backend could not be measured."""
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    lower = int(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
 def _peak_rss_mb() -> float:
@@ -79,7 +81,7 @@ def measure_backend(model_dir: Path, backend: str, texts: list[str], threads: in
     batch_ready_s = None
     started = time.perf_counter()
     if backend == PIPELINE:
-        import torch
+        import torch  # torch is heavy (seconds): imported only when this runs
         from transformers import TextClassificationPipeline, pipeline
 
         torch.set_num_threads(threads)
@@ -97,8 +99,6 @@ def measure_backend(model_dir: Path, backend: str, texts: list[str], threads: in
             return [str(item["label"]) for item in classifier(batch, batch_size=THROUGHPUT_BATCH)]
 
     else:
-        from tweet_classifier.inference.predictor import Predictor
-
         # auto loads the way the app does: ready once the single-text backend is warm, batches join later.
         predictor = Predictor.load(
             model_dir, backend=backend, num_threads=threads, batch_size=THROUGHPUT_BATCH, defer_batch=backend == AUTO
@@ -119,9 +119,9 @@ def measure_backend(model_dir: Path, backend: str, texts: list[str], threads: in
     texts_per_s, labels = batch_throughput(predict_many, texts, THROUGHPUT_BATCH)
     row = {
         "backend": backend,
-        "p50_ms": round(statistics.median(latencies_ms), 3),
-        "p95_ms": round(_percentile(latencies_ms, 0.95), 3),
-        "p99_ms": round(_percentile(latencies_ms, 0.99), 3),
+        "p50_ms": round(percentile(latencies_ms, 50), 3),
+        "p95_ms": round(percentile(latencies_ms, 95), 3),
+        "p99_ms": round(percentile(latencies_ms, 99), 3),
         "texts_per_s": round(texts_per_s, 1),
         "load_s": round(load_s, 3),
         "rss_mb": round(_peak_rss_mb(), 1),
@@ -171,17 +171,6 @@ def benchmark(
     rounds: int = 1,
 ) -> dict[str, Any]:
     """Measure the pipeline, every available backend and ``auto``; returns ``{"chosen": ..., "rows": [...]}``."""
-    from tweet_classifier.inference.predictor import (
-        BACKENDS,
-        CASCADE_BACKEND,
-        backend_available,
-        choose_backends,
-        cpu_description,
-        default_num_threads,
-        read_parity,
-    )
-    from tweet_classifier.metrics import classification_report_dict
-
     if not texts:
         raise BenchmarkError("no texts to benchmark on: the test split is empty")
     if rounds < 1:
@@ -236,7 +225,7 @@ def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     row = dict(runs[0])
     for key in ("p50_ms", "p95_ms", "p99_ms", "texts_per_s", "load_s", "rss_mb", "batch_ready_s"):
         if key in row:
-            row[key] = round(statistics.median(run[key] for run in runs), 3)
+            row[key] = round(percentile([run[key] for run in runs], 50), 3)
     row["per_round"] = {key: [run[key] for run in runs] for key in ("p50_ms", "texts_per_s", "load_s")}
     return row
 
@@ -293,8 +282,6 @@ def _measured_on(result: dict[str, Any]) -> list[str]:
 
 
 def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    from tweet_classifier.arguments import add_config_arguments
-
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder (default models/airline)")
     add_config_arguments(parser, required=False)
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the result as JSON here")
@@ -316,6 +303,8 @@ def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace, command: str) -> int:
+    # Here, not at the top: this module is also each measured backend's fresh process (its peak RSS is the
+    # backend's), which must not carry pandas and the data pipeline.
     from tweet_classifier.data.prepare import prepare_data
     from tweet_classifier.inference.export import resolve_run_config
 

@@ -4,14 +4,15 @@ Ray Data does the scoring: the chunks of a window become a dataset (``ray.data.f
 one block per chunk), ``map_batches`` runs ``ChunkScorer`` on an ``ActorPoolStrategy`` pool, each actor
 holding one ``Predictor`` loaded once, and the scored window comes back to the driver in input order.
 
-Reading and writing stay ``bulk``'s: the driver reads the input with the same chunked readers and writes
-the same parts, so the output, the bad-row handling, the counts and the resume after a kill are those of
-the local engine, row for row. Ray's own ``read_csv``/``read_json`` were not used because they parse
-differently (Arrow type inference, no ``surrogateescape`` for undecodable bytes, a bad JSONL line fails
-the whole read), and their block boundaries are not ``--chunk-rows``: ONNX Runtime's dynamic int8 picks
-activation scales per batch, so only the same chunks, length-sorted into the same batches
-(``plan_batches``), give bit-identical probabilities. The driver reading is the price: this scales the
-model, which is where the time goes (a few hundred texts/s per core; parsing a chunk is far cheaper).
+Reading and writing stay the local engine's (``local.predict_file``, given this module's scorer): the
+driver reads the input with the same chunked readers and writes the same parts, so the output, the
+bad-row handling, the counts and the resume after a kill are those of the local engine, row for row.
+Ray's own ``read_csv``/``read_json`` were not used because they parse differently (Arrow type inference,
+no ``surrogateescape`` for undecodable bytes, a bad JSONL line fails the whole read), and their block
+boundaries are not ``--chunk-rows``: ONNX Runtime's dynamic int8 picks activation scales per batch, so
+only the same chunks, length-sorted into the same batches (``plan_batches``), give bit-identical
+probabilities. The driver reading is the price: this scales the model, which is where the time goes (a
+few hundred texts/s per core; parsing a chunk is far cheaper).
 
 Memory stays flat: a window holds ``--num-actors`` x ``WINDOW_CHUNKS_PER_ACTOR`` chunks. Each window is
 one Ray Data execution, so its actors (and their model) start once per window; a window of 4,096-row
@@ -32,15 +33,11 @@ from typing import Any
 
 import pandas as pd
 
-from tweet_classifier.inference.bulk import (
-    BulkError,
-    OutputColumns,
-    ScoreChunks,
-    Source,
-    Summary,
-    predict_file,
-    score_frame,
-)
+from tweet_classifier.inference.bulk.formats import BulkError
+from tweet_classifier.inference.bulk.local import predict_file
+from tweet_classifier.inference.bulk.scoring import OutputColumns, ScoreChunks, Summary, score_frame
+from tweet_classifier.inference.bulk.sources import Source
+from tweet_classifier.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +55,7 @@ FRAME = "frame"
 
 def import_ray() -> Any:
     try:
-        import ray
+        import ray  # the optional `scale` extra: only --engine ray needs it (see the module docstring)
     except ImportError:
         raise BulkError(f"--engine ray needs Ray, which is not installed: {INSTALL_HINT}") from None
     return ray
@@ -68,8 +65,6 @@ class ChunkScorer:
     """A Ray Data actor: one ``Predictor`` per actor, loaded once; scores each chunk of a batch apart."""
 
     def __init__(self, load: dict[str, Any], text_column: str, prefix: str, encoding: str) -> None:
-        from tweet_classifier.inference.predictor import Predictor
-
         self.predictor = Predictor.load(**load)
         self.columns = OutputColumns(tuple(self.predictor.labels), prefix)
         self.text_column = text_column
@@ -83,7 +78,7 @@ class ChunkScorer:
                 self.predictor, pickle.loads(frame_bytes), self.text_column, self.columns, self.encoding, summary
             )
             scored.append(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
-            counts.append(json.dumps({"rows": summary.rows, "scored": summary.scored, "errors": summary.errors}))
+            counts.append(json.dumps(summary.counts()))
         return {"number": list(batch["number"]), FRAME: scored, "counts": counts}
 
 
@@ -97,7 +92,7 @@ def ray_scorer(
 ) -> ScoreChunks:
     """A ``predict_file`` ``score_chunks`` that scores each window of chunks on a Ray Data actor pool."""
     ray = import_ray()
-    from ray.data import ActorPoolStrategy
+    from ray.data import ActorPoolStrategy  # importable once import_ray has succeeded
 
     def score_chunks(chunks: list[pd.DataFrame], summary: Summary) -> Iterator[pd.DataFrame]:
         items = [
@@ -150,7 +145,7 @@ def stop_ray() -> None:
 def predict_on_ray(
     predictor: Any, source: Source, args: argparse.Namespace, load: dict[str, Any], options: dict[str, Any]
 ) -> Summary:
-    """``bulk.run`` for ``--engine ray``: ``predict_file`` with the chunks scored on the actor pool."""
+    """``command.run`` for ``--engine ray``: ``predict_file`` with the chunks scored on the actor pool."""
     num_actors = args.num_actors or DEFAULT_ACTORS
     started = start_ray(args.ray_address, None)
     try:
