@@ -96,9 +96,10 @@ screenshot: setup  ## PNGs of the served MODEL_ID (default: newest under models/
 test-security: setup  ## file reads, hostile bodies, formulas, uploads, CORS, busy and abandoned requests, on loopback
 	$(PYTEST) -m security --no-cov
 
-lint: setup  ## ruff, plus the Dockerfile, the workflows and the shell scripts
+lint: setup  ## ruff, the layer contract (import-linter), the Dockerfile, the workflows and the shell scripts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint Dockerfile
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/actionlint
 	$(BIN)/shellcheck .ci/run scripts/*.sh
