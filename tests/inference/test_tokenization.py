@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tweet_classifier.drift import unk_share
 from tweet_classifier.inference.predictor import Predictor
 from tweet_classifier.inference.tokenization import load_tokenizer, special_token_ids, unk_shares
-from tweet_classifier.serving.monitor import unk_share
 
 # The base WordPiece vocabulary has no token for the runes and the monocular O: each becomes one [UNK]
 # (emoji do not: the normalizer spells them out).

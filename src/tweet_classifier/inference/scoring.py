@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from tweet_classifier.artifact import read_json
-from tweet_classifier.inference.predictor import REFERENCE_BACKEND, ModelLoadError, Predictor
+from tweet_classifier.inference.backends import REFERENCE_BACKEND
+from tweet_classifier.inference.errors import ModelLoadError
+from tweet_classifier.inference.predictor import Predictor
 
 
 def load_scorer(

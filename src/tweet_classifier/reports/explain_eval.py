@@ -28,7 +28,7 @@ from tweet_classifier.inference.explain import Predicting, explain_text, without
 from tweet_classifier.inference.export import resolve_run_config
 from tweet_classifier.inference.predictor import Predictor
 from tweet_classifier.metrics import percentile
-from tweet_classifier.training.calibration import review_outcome
+from tweet_classifier.inference.calibration import review_outcome
 
 DELETION_KS = (1, 2, 3)
 
