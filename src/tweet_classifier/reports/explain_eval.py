@@ -24,11 +24,11 @@ from tweet_classifier.arguments import add_config_arguments
 from tweet_classifier.artifact import METRICS_NAME, read_json
 from tweet_classifier.config import ServeConfig
 from tweet_classifier.data.prepare import prepare_data
+from tweet_classifier.inference.calibration import review_outcome
 from tweet_classifier.inference.explain import Predicting, explain_text, without_span
 from tweet_classifier.inference.export import resolve_run_config
 from tweet_classifier.inference.predictor import Predictor
 from tweet_classifier.metrics import percentile
-from tweet_classifier.inference.calibration import review_outcome
 
 DELETION_KS = (1, 2, 3)
 
