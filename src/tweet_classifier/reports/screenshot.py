@@ -316,8 +316,8 @@ def predict_p50_with_plots(
 ) -> list[dict[str, Any]]:
     """/v1/predict latency from one paced raw-HTTP client, with no browser and with a browser on the
     Live metrics tab (every plot refreshing), taking turns ``rounds`` times so drift hits both alike."""
+    from tweet_classifier.metrics import percentile_summary
     from tweet_classifier.serving.latency import paced_http_clients
-    from tweet_classifier.serving.monitor import percentile_summary
 
     paced_http_clients(base_url, 1, 3.0, interval_s, texts)  # warm-up
     rows = []

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from tweet_classifier.arguments import configure_logging
+from tweet_classifier.metrics import percentile_summary
 from tweet_classifier.serving.latency import (
     PROBE_TEXT,
     add_served_model_arguments,
@@ -30,7 +31,6 @@ from tweet_classifier.serving.latency import (
     paced_http_clients,
     server_process,
 )
-from tweet_classifier.serving.monitor import percentile_summary
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from tweet_classifier.arguments import configure_logging
-from tweet_classifier.serving.monitor import percentile_summary
+from tweet_classifier.metrics import percentile_summary
 from tweet_classifier.serving.settings import newest_local_model
 
 logger = logging.getLogger(__name__)

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
 from tweet_classifier.drift import PREDICTED_LABEL, DriftReference
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.metrics import percentile_summary
 from tweet_classifier.serving.drift_tracker import DriftTracker
 from tweet_classifier.serving.live_f1 import LabelledStream, ReviewStream
 from tweet_classifier.serving.timeline import Timeline
@@ -29,27 +28,10 @@ from tweet_classifier.text import TextTraits
 logger = logging.getLogger(__name__)
 
 __all__ = ["ServingMonitor"]
-PERCENTILES = (50, 95, 99)
 
 
 class MonitorError(TweetClassifierError):
     """A reference or feedback file cannot be used."""
-
-
-def percentile_summary(values: Sequence[float]) -> dict[str, float | int | None]:
-    """p50/p95/p99/mean/max of ``values`` (numpy's linear interpolation), ``None`` when empty."""
-    if not values:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "mean": None, "max": None}
-    array = np.asarray(values, dtype=float)
-    p50, p95, p99 = np.percentile(array, PERCENTILES)
-    return {
-        "n": int(array.size),
-        "p50": float(p50),
-        "p95": float(p95),
-        "p99": float(p99),
-        "mean": float(array.mean()),
-        "max": float(array.max()),
-    }
 
 
 class LatencyTracker:
