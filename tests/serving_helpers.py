@@ -39,6 +39,7 @@ class FakePrediction:
     normalized_text: str
     compute_ms: float
     needs_review: bool = False
+    unk_share: float = 0.0
 
 
 class KeywordPredictor:

@@ -198,7 +198,7 @@ def test_pre_commit_runs_every_lint_tool_of_make_lint_and_guards_size_and_secret
     config = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
     hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
     entries = " ".join(hook["entry"] for hook in hooks)
-    assert tools == {"ruff", "hadolint", "actionlint", "shellcheck"}
+    assert tools == {"ruff", "lint-imports", "hadolint", "actionlint", "shellcheck"}
     for tool in tools:
         assert f".venv/bin/{tool}" in entries, f"make lint runs {tool}; .pre-commit-config.yaml does not"
     assert "ruff format --check" in entries

@@ -745,18 +745,6 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path) -> None:
     assert "Finished server process" in output
 
 
-def test_unk_counter_reads_the_exported_or_the_transformers_tokenizer(exported: Path, tiny_model_dir: Path) -> None:
-    from tweet_classifier.serving.loading import _UnkCounter
-
-    rust = _UnkCounter.load(exported)  # onnx/tokenizer.json: no transformers import
-    hf = _UnkCounter.load(tiny_model_dir)  # no onnx/ folder: AutoTokenizer
-    texts = ["@user my bag is lost", "ⓤⓝⓚⓝⓞⓦⓝ ꙮ glyphs", "word " * 200]
-    assert rust.unk_id == hf.unk_id is not None
-    for text in texts:
-        assert rust.ids(text) == hf.ids(text)
-    assert len(rust.ids(texts[2])) == 200  # every token counts: the model's truncation is off here
-
-
 # ---- /v1 error bodies, limits and waiting -----------------------------------------------------------
 @pytest.mark.parametrize(
     ("body", "headers", "status", "message"),

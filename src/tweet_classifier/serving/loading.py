@@ -7,11 +7,10 @@ code; ``load_real_predictor`` loads ``inference.predictor.Predictor`` with the s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 from tweet_classifier.config import InferenceConfig
-from tweet_classifier.inference.predictor import Predictor, is_rust_tokenizer, load_tokenizer
+from tweet_classifier.inference.predictor import Predictor
 
 
 class PredictionLike(Protocol):
@@ -20,6 +19,8 @@ class PredictionLike(Protocol):
     normalized_text: str
     compute_ms: float
     needs_review: bool
+    # Share of [UNK] in the encoding the model ran on (the drift monitor's feature; 0.0 when not measured).
+    unk_share: float
 
 
 class PredictorLike(Protocol):
@@ -35,32 +36,6 @@ class PredictorLike(Protocol):
 
 
 PredictorLoader = Callable[[str, str | None], PredictorLike]
-
-
-class _UnkCounter:
-    """Token ids of a text, without special tokens, and the [UNK] id, from either tokenizer kind."""
-
-    def __init__(self, ids: Callable[[str], list[int]], unk_id: int | None) -> None:
-        self.ids = ids
-        self.unk_id = unk_id
-
-    @classmethod
-    def load(cls, folder: Path) -> _UnkCounter:
-        # The exported Rust tokenizer when the folder has one (no transformers import), else AutoTokenizer;
-        # either way a private copy: a fast tokenizer shared across threads can fail with "Already borrowed".
-        tokenizer = load_tokenizer(folder, exported_only=True)
-        if is_rust_tokenizer(tokenizer):
-            tokenizer.no_truncation()  # exported for the model (max_length, padding); here every token counts
-            tokenizer.no_padding()
-            unk_token = getattr(tokenizer.model, "unk_token", None)
-            return cls(
-                lambda text: list(tokenizer.encode(text, add_special_tokens=False).ids),
-                tokenizer.token_to_id(unk_token) if unk_token else None,
-            )
-        return cls(
-            lambda text: list(tokenizer(text, add_special_tokens=False, truncation=True, max_length=512)["input_ids"]),
-            tokenizer.unk_token_id,
-        )
 
 
 def load_real_predictor(model: str, revision: str | None, inference: InferenceConfig) -> PredictorLike:

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tweet_classifier.drift import unk_share
 from tweet_classifier.errors import TweetClassifierError
 from tweet_classifier.feedback import merge_records, new_record
 from tweet_classifier.inference.explain import explain_text
@@ -50,7 +49,6 @@ from tweet_classifier.serving.loading import (
     PredictionLike,
     PredictorLike,
     PredictorLoader,
-    _UnkCounter,
     load_real_predictor,
 )
 from tweet_classifier.serving.model_view import read_model_view
@@ -96,8 +94,6 @@ class ClassifierService:
         # Every model call takes a slot, so the UI, the Gradio API, /v1 and the canary together never
         # run more than concurrency_limit forward passes at once.
         self._model_slots = threading.BoundedSemaphore(self.config.concurrency_limit)
-        self._tokenizer: Any = None
-        self._tokenizer_lock = threading.Lock()
         self._metadata_dir: Path | None = None
         self._stop = threading.Event()
         self._stopping_since: float | None = None
@@ -398,31 +394,11 @@ class ClassifierService:
     def _observe(self, text: str, prediction: PredictionLike) -> None:
         try:
             self._monitor().observe_input(
-                text_traits(text), self.unk_share(prediction.normalized_text), prediction.label
+                text_traits(text), float(getattr(prediction, "unk_share", 0.0)), prediction.label
             )
         except Exception:
             # Drift bookkeeping must never fail a user request.
             logger.exception("drift bookkeeping failed for one request")
-
-    def _tokenizer_or_none(self) -> Any:
-        """A private tokenizer for the [UNK] share: the exported Rust one when the folder has it (no
-        transformers import on the first request), else the transformers one."""
-        with self._tokenizer_lock:
-            if self._tokenizer is None and self._metadata_dir is not None:
-                try:
-                    self._tokenizer = _UnkCounter.load(self._metadata_dir)
-                except Exception:
-                    logger.warning("no tokenizer in %s: [UNK] share is not measured", self._metadata_dir)
-                    self._metadata_dir = None
-            return self._tokenizer
-
-    def unk_share(self, normalized_text: str) -> float:
-        tokenizer = self._tokenizer_or_none()
-        if tokenizer is None or tokenizer.unk_id is None:
-            return 0.0
-        with self._tokenizer_lock:
-            ids = tokenizer.ids(normalized_text)
-        return unk_share(ids, tokenizer.unk_id)
 
     # ---- canary --------------------------------------------------------------------------------
     def run_canary(self, texts: Sequence[str], labels: Sequence[str], source: Mapping[str, Any] | None = None) -> None:
