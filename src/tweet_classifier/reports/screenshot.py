@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ def chrome(profile: Path, window: tuple[int, int] = WINDOW) -> Any:
 
 def classify_in_page(driver: Any, text: str, labels: Sequence[str], timeout_s: float = 60.0) -> str:
     """Type ``text``, press Classify, wait for the prediction; returns the label widget's text."""
+    # Deferred: selenium and PIL load only when screenshots are taken (a dev tool the Space does not install).
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -108,6 +110,7 @@ def classify_in_page(driver: Any, text: str, labels: Sequence[str], timeout_s: f
 
 def impact_on_page(driver: Any, timeout_s: float = 60.0) -> dict[str, dict[str, str]]:
     """Each impact card's shown texts, unrounded ``data-value``s and hover title, by key."""
+    # Deferred: selenium and PIL load only when screenshots are taken (a dev tool the Space does not install).
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -128,6 +131,7 @@ def impact_on_page(driver: Any, timeout_s: float = 60.0) -> dict[str, dict[str, 
 
 
 def open_tab(driver: Any, name: str) -> None:
+    # Deferred: selenium and PIL load only when screenshots are taken (a dev tool the Space does not install).
     from selenium.webdriver.common.by import By
 
     for button in driver.find_elements(By.CSS_SELECTOR, "button[role='tab']"):
@@ -169,6 +173,7 @@ def labelled_texts(model_dir: Path, limit: int = 400) -> list[tuple[str, str]]:
     here (what users type: handles, URLs, emoji), else the folder's canary rows (normalized text, which
     the drift monitor rightly sees as different from raw input), else a few built-in unlabelled ones."""
     try:
+        # Deferred: the data stage (pandas, cleanlab) loads only when a split is needed.
         from tweet_classifier.data.prepare import prepare_data
         from tweet_classifier.inference.export import resolve_run_config
 
@@ -227,8 +232,7 @@ def send_load(base_url: str, rows: Sequence[tuple[str, str]], duration_s: float,
 
 def save_png(driver: Any, path: Path, colors: int = 256) -> Path:
     """The window as a palette PNG (a UI has few colours: about a third of the RGB file's size)."""
-    from io import BytesIO
-
+    # Deferred: selenium and PIL load only when screenshots are taken (a dev tool the Space does not install).
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +242,7 @@ def save_png(driver: Any, path: Path, colors: int = 256) -> Path:
 
 
 def wait_for(driver: Any, condition: Any, timeout_s: float) -> Any:
+    # Deferred: selenium and PIL load only when screenshots are taken (a dev tool the Space does not install).
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout_s).until(condition)
@@ -316,6 +321,7 @@ def predict_p50_with_plots(
 ) -> list[dict[str, Any]]:
     """/v1/predict latency from one paced raw-HTTP client, with no browser and with a browser on the
     Live metrics tab (every plot refreshing), taking turns ``rounds`` times so drift hits both alike."""
+    # Deferred: scikit-learn (metrics) and the HTTP clients load only for this measurement.
     from tweet_classifier.metrics import percentile_summary
     from tweet_classifier.serving.latency import paced_http_clients
 

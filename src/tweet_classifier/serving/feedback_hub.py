@@ -60,6 +60,7 @@ class HubFeedbackLog:
 
     def replay(self) -> list[dict[str, Any]]:
         """Every correction the dataset holds (none when it does not exist yet)."""
+        # Deferred: huggingface_hub loads only when the Hub is used (start-up time of the commands that never touch it).
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import RepositoryNotFoundError
 
@@ -79,6 +80,7 @@ class HubFeedbackLog:
 
     def start(self) -> None:
         """Create the dataset if needed and start committing new corrections in the background."""
+        # Deferred: huggingface_hub loads only when the Hub is used (start-up time of the commands that never touch it).
         from huggingface_hub import CommitScheduler
 
         self._scheduler = CommitScheduler(

@@ -268,6 +268,7 @@ def _mount_gradio(app: FastAPI, service: ClassifierService, waiting_room: Waitin
     from gradio.routes import App as GradioApp
     from gradio.utils import get_upload_folder
 
+    # Deferred: gradio (imported by ui) loads only when the UI is mounted: the /v1-only app starts without it.
     from tweet_classifier.serving.ui import THEME, UI_CSS, build_demo
 
     demo = build_demo(service)

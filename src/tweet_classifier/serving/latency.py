@@ -113,6 +113,7 @@ def run_load(
     base_url: str, clients: int = 16, duration_s: float = 60.0, texts: Sequence[str] = (PROBE_TEXT,)
 ) -> dict[str, Any]:
     """``clients`` gradio_client users, each calling /predict back to back for ``duration_s``."""
+    # Deferred: gradio loads only where the UI or a client is built (start-up time).
     from gradio_client import Client
 
     timings: list[float] = []

@@ -131,6 +131,7 @@ def uploaded_file(path: str) -> Path:
     """``path`` if it lies in Gradio's upload folder. Gradio checks this itself once the app has
     launched (serve.py sets that when mounting); this second check keeps a server path out even if
     that ever changes."""
+    # Deferred: gradio loads only where the UI or a client is built (start-up time).
     from gradio.utils import get_upload_folder
 
     resolved = Path(path).resolve()
@@ -142,6 +143,7 @@ def uploaded_file(path: str) -> Path:
 def batch_output_folder() -> Path:
     """A new folder for one result file inside Gradio's upload folder: Gradio serves it from there
     without a copy and deletes it with the uploads (``delete_cache``)."""
+    # Deferred: gradio loads only where the UI or a client is built (start-up time).
     from gradio.utils import get_upload_folder
 
     return Path(get_upload_folder()) / f"tweet-classifier-{uuid.uuid4().hex}"

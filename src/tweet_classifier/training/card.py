@@ -98,6 +98,7 @@ def card_metadata(
     """``huggingface_hub.ModelCardData`` with the model-index (macro-F1 and accuracy on test) and the Hub
     widget's example inputs. ``dataset_repo_id`` (else the run config's ``hub.dataset_repo_id``) is the Hub
     dataset of the cleaned splits (``push-data``): ``datasets:`` and the model-index name it."""
+    # Deferred: huggingface_hub loads only when the Hub is used (start-up time of the commands that never touch it).
     from huggingface_hub import EvalResult, ModelCardData
 
     data_config = run_config.get("data", {})
@@ -164,6 +165,7 @@ def widget_examples(folder: Path, per_label: int = 1) -> list[str]:
 def render_model_card(model_dir: str | Path, repo_id: str | None = None, dataset_repo_id: str | None = None) -> str:
     """The card text of ``model_dir`` (front matter + sections), from its files only; snippets load
     ``repo_id`` (the folder's path when it is not being published); ``dataset_repo_id``: see ``card_metadata``."""
+    # Deferred: huggingface_hub loads only when the Hub is used (start-up time of the commands that never touch it).
     from huggingface_hub import ModelCard
 
     folder = Path(model_dir)
@@ -184,6 +186,7 @@ def render_model_card(model_dir: str | Path, repo_id: str | None = None, dataset
 
 def write_model_card(model_dir: str | Path, repo_id: str | None = None, dataset_repo_id: str | None = None) -> Path:
     """Write ``README.md`` into ``model_dir`` and check that its front matter parses back with the model-index."""
+    # Deferred: huggingface_hub loads only when the Hub is used (start-up time of the commands that never touch it).
     from huggingface_hub import ModelCard
 
     folder = Path(model_dir)

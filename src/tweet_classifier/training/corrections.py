@@ -29,6 +29,7 @@ import pandas as pd
 
 from tweet_classifier.config import RunConfig
 from tweet_classifier.errors import TweetClassifierError
+from tweet_classifier.feedback import FILE_PATTERN, PATH_IN_REPO, merge_records
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ def read_correction_records(source: str, revision: str | None = None) -> list[di
         )
     from huggingface_hub import snapshot_download
 
-    from tweet_classifier.feedback import FILE_PATTERN, PATH_IN_REPO, merge_records
-
     try:
         folder = Path(
             snapshot_download(
@@ -102,6 +101,7 @@ def add_corrections(
     prepared: Any, records: list[dict[str, Any]], config: RunConfig, source: str
 ) -> tuple[Any, pd.DataFrame, CorrectionsUsed]:
     """``prepared`` with the usable corrections in its train split; also the corrections as a labelled frame."""
+    # Deferred: the data stage (pandas, cleanlab) loads only when a split is needed.
     from tweet_classifier.data.model_text import model_texts
     from tweet_classifier.data.split_groups import coarse_key
 

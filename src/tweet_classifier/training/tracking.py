@@ -138,6 +138,7 @@ class TrackingRun:
         self._guard("log the summary", update)
 
     def log_table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        # Deferred: wandb loads only when a run is tracked (about a second of start-up, and optional at run time).
         import wandb
 
         self._guard(
@@ -154,6 +155,7 @@ class TrackingRun:
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         """Every file under ``folder`` as a versioned W&B Artifact (offline: staged in the run, synced later)."""
+        # Deferred: wandb loads only when a run is tracked (about a second of start-up, and optional at run time).
         import wandb
 
         def log(run: Any) -> None:
@@ -181,6 +183,7 @@ def start_run(config: RunConfig, run_name: str | None = None, directory: str | P
     if mode == "disabled":
         logger.info("W&B tracking disabled")
         return TrackingRun()
+    # Deferred: wandb loads only when a run is tracked (about a second of start-up, and optional at run time).
     import wandb
 
     init_kwargs: dict[str, Any] = {
@@ -332,6 +335,7 @@ def log_test_predictions(
     and the normalized text the model read (at most ``max_rows`` rows, in split order)."""
     if not run.active:
         return
+    # Deferred: wandb loads only when a run is tracked (about a second of start-up, and optional at run time).
     import wandb
 
     predicted = [int(index) for index in probabilities.argmax(axis=1)]
