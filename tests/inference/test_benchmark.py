@@ -23,6 +23,7 @@ ROW_KEYS = {
     "p95_ms",
     "p99_ms",
     "texts_per_s",
+    "whole_list_texts_per_s",
     "load_s",
     "rss_mb",
     "agreement",
@@ -52,6 +53,7 @@ def test_benchmark_command_writes_valid_json_and_a_table(
         assert set(row) == ROW_KEYS | ({"serves", "batch_ready_s"} if row["backend"] == "auto" else set())
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
         assert row["texts_per_s"] > 0
+        assert row["whole_list_texts_per_s"] > 0
         assert row["load_s"] > 0
         assert row["rss_mb"] > 50
         assert 0 <= row["macro_f1"] <= 1
@@ -119,7 +121,7 @@ def test_rounds_interleave_backends_and_report_medians(
     def fake_measure(_model: Path, backend: str, texts: list[str], _threads: int) -> dict[str, object]:
         value = per_round[calls.count(backend)]
         calls.append(backend)
-        keys = ("p50_ms", "p95_ms", "p99_ms", "texts_per_s", "load_s", "rss_mb")
+        keys = ("p50_ms", "p95_ms", "p99_ms", "texts_per_s", "whole_list_texts_per_s", "load_s", "rss_mb")
         return {"backend": backend, **dict.fromkeys(keys, value), "labels": ["neutral"] * len(texts)}
 
     monkeypatch.setattr(benchmark_module, "measure_backend", fake_measure)
@@ -127,8 +129,9 @@ def test_rounds_interleave_backends_and_report_medians(
     assert calls == ["pipeline", "torch-fp32", "torch-bf16", "auto"] * 3
     assert result["rounds"] == 3
     for row in result["rows"]:
-        assert row["p50_ms"] == row["texts_per_s"] == row["load_s"] == 2.0
-        assert row["per_round"] == dict.fromkeys(("p50_ms", "texts_per_s", "load_s"), per_round)
+        assert row["p50_ms"] == row["texts_per_s"] == row["whole_list_texts_per_s"] == row["load_s"] == 2.0
+        keys = ("p50_ms", "texts_per_s", "whole_list_texts_per_s", "load_s")
+        assert row["per_round"] == dict.fromkeys(keys, per_round)
 
 
 def test_bad_arguments_exit_2(exported: Path, run_config: Path, tmp_path: Path) -> None:
@@ -147,6 +150,7 @@ def test_markdown_table_ratios() -> None:
                 "p95_ms": 12.0,
                 "p99_ms": 20.0,
                 "texts_per_s": 100.0,
+                "whole_list_texts_per_s": 120.0,
                 "load_s": 2.0,
                 "rss_mb": 600.0,
                 "agreement": 1.0,
@@ -158,6 +162,7 @@ def test_markdown_table_ratios() -> None:
                 "p95_ms": 3.0,
                 "p99_ms": 4.0,
                 "texts_per_s": 150.0,
+                "whole_list_texts_per_s": 480.0,
                 "load_s": 0.5,
                 "rss_mb": 300.0,
                 "agreement": 0.997,
@@ -169,6 +174,7 @@ def test_markdown_table_ratios() -> None:
                 "p95_ms": 8.0,
                 "p99_ms": 10.0,
                 "texts_per_s": 260.0,
+                "whole_list_texts_per_s": 360.0,
                 "load_s": 1.0,
                 "rss_mb": 500.0,
                 "agreement": 0.998,
@@ -178,11 +184,11 @@ def test_markdown_table_ratios() -> None:
     }
     lines = markdown_table(result).splitlines()
     assert lines[3] == (
-        "| onnx-int8 (chosen: single) | 2.00 (4.00x) | 3.00 (4.00x) | 4.00 (5.00x) | 150 (1.50x) | 0.50 (4.00x) "
-        "| 300 | 0.9970 | 0.7990 |"
+        "| onnx-int8 (chosen: single) | 2.00 (4.00x) | 3.00 (4.00x) | 4.00 (5.00x) | 150 (1.50x) | 480 (4.00x) "
+        "| 0.50 (4.00x) | 300 | 0.9970 | 0.7990 |"
     )
     assert lines[4].startswith("| torch-bf16 (chosen: batch) | 6.00 (1.33x) |")
-    assert "| 260 (2.60x) |" in lines[4]
+    assert "| 260 (2.60x) | 360 (3.00x) |" in lines[4]
     assert len(lines) == 5  # nothing under the table without the CPU and the cascade
     result |= {
         "threads": 2,
