@@ -16,7 +16,10 @@ its own:
   one actor per core, one intra-op thread each; the cluster is started before the clock, like the model
   is loaded before it. Its peak RSS is the largest sum over the driver and every process under it (the
   Ray services and the actors, each holding a model), sampled every 0.2 s;
-* `model only`: `Predictor.load` + warm-up, the model's own peak RSS.
+* `model only`: `Predictor.load` + warm-up, the model's own peak RSS;
+* `api-sample`: the app itself (its FastAPI routes on the service the server builds, in process) answers
+  one `POST /v1/predict_batch` of the file's first 256 rows, the largest request it takes; the table's
+  last column is the share of `predict`'s labels equal to the app's on those rows.
 
 Texts/s count the scoring (read, score, write) after the model is loaded, for every job alike.
 Prints a markdown table with ratios to the pipeline of the same run.
@@ -81,17 +84,13 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
         predictor.plan_batches = lambda lengths, batch_size, *args, **kwargs: [
             list(range(start, min(start + batch_size, len(lengths)))) for start in range(0, len(lengths), batch_size)
         ]
+    if job == "api-sample":
+        return _api_worker(model, source, output)
     loaded = predictor.Predictor.load(model, num_threads=threads, batch_size=BATCH)
     if job == "model":
         return {"seconds": 0.0, "rows": 0, "peak_rss_mb": _peak_rss_mb(), "backend": loaded.backend_batch}
     if job == "predict-ray":
         return _ray_worker(loaded, model, source, output, threads)
-    if job == "api-sample":
-        # What /v1/predict_batch runs for one request of API_SAMPLE texts (ClassifierService.predict_batch).
-        texts = pd.read_csv(source, dtype=object, keep_default_na=False, nrows=API_SAMPLE)["text"].tolist()
-        labels = [prediction.label for prediction in loaded.predict_batch(texts)]
-        pd.DataFrame({"label": labels}).to_csv(output, index=False)
-        return {"seconds": 0.0, "rows": len(labels), "peak_rss_mb": _peak_rss_mb(), "backend": loaded.backend_batch}
     started = time.perf_counter()
     summary = local.predict_file(loaded, sources.open_source(str(source)), output, overwrite=True)
     return {
@@ -100,6 +99,34 @@ def _worker(job: str, model: Path, source: Path, output: Path, threads: int) -> 
         "peak_rss_mb": _peak_rss_mb(),
         "backend": loaded.backend_batch,
     }
+
+
+def _api_worker(model: Path, source: Path, output: Path) -> dict[str, float]:
+    """One POST /v1/predict_batch of the first API_SAMPLE texts to the app itself (its FastAPI routes, the
+    service as `python -m tweet_classifier.serving.server` builds it, in process), once the batch backend
+    it serves batches with is ready."""
+    from fastapi.testclient import TestClient
+
+    from tweet_classifier.serving.http import create_app
+    from tweet_classifier.serving.service import ClassifierService
+    from tweet_classifier.serving.settings import ServeSettings
+
+    texts = pd.read_csv(source, dtype=object, keep_default_na=False, nrows=API_SAMPLE)["text"].tolist()
+    settings = ServeSettings.from_env(env={"MODEL_ID": str(model)}, feedback_file=output.with_suffix(".feedback.jsonl"))
+    service = ClassifierService(settings)
+    service.start(background_checks=False)
+    try:
+        if not (service.wait_until_loaded(600) and service.predictor.batch_ready.wait(600)):
+            raise SystemExit(f"the app did not load {model} within 10 minutes")
+        with TestClient(create_app(service, with_ui=False)) as client:
+            response = client.post("/v1/predict_batch", json={"texts": texts})
+        response.raise_for_status()
+        results = response.json()["results"]
+        backend = service.predictor.backend_batch
+    finally:
+        service.close()
+    pd.DataFrame({"label": [result["label"] for result in results]}).to_csv(output, index=False)
+    return {"seconds": 0.0, "rows": len(results), "peak_rss_mb": _peak_rss_mb(), "backend": backend}
 
 
 def _ray_worker(loaded: Any, model: Path, source: Path, output: Path, threads: int) -> dict[str, float]:
