@@ -52,8 +52,10 @@ def run_plain_pipeline(folder: str | Path, texts: list[str], modules_cache: str 
     """
     env = {**os.environ, "HF_MODULES_CACHE": str(modules_cache), "HF_HUB_OFFLINE": "1"}
     env.pop("PYTHONPATH", None)
+    # The interpreter runs in modules_cache: a relative folder (`--model models/airline`) would be taken
+    # there for a Hub repo id.
     done = subprocess.run(
-        [sys.executable, "-c", _PLAIN_USER_SCRIPT, str(folder)],
+        [sys.executable, "-c", _PLAIN_USER_SCRIPT, str(Path(folder).resolve())],
         input=json.dumps(texts),
         capture_output=True,
         text=True,
