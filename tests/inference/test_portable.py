@@ -35,9 +35,7 @@ def portable_folder(tiny_model_dir, tmp_path_factory) -> Path:
     return folder
 
 
-def test_plain_pipeline_without_the_project_agrees_with_the_predictor(
-    portable_folder, tmp_path, monkeypatch
-) -> None:
+def test_plain_pipeline_without_the_project_agrees_with_the_predictor(portable_folder, tmp_path, monkeypatch) -> None:
     # A relative folder, as `scripts/pipeline_parity.py --model models/airline` passes it: the plain
     # interpreter runs elsewhere (in the modules cache) and must still find the folder, not the Hub.
     monkeypatch.chdir(portable_folder.parent)
