@@ -130,14 +130,7 @@ def measure_backend(model_dir: Path, backend: str, texts: list[str], threads: in
     latencies_ms = single_latencies_ms(predict_one, texts[:MAX_LATENCY_TEXTS])
     texts_per_s, labels = batch_throughput(predict_many, texts, THROUGHPUT_BATCH)
     # The whole list in one call: the model still runs batches of THROUGHPUT_BATCH (its batch_size).
-    whole_list_texts_per_s, whole_list_labels = batch_throughput(predict_many, texts, len(texts))
-    if whole_list_labels != labels:
-        logger.warning(
-            "%s: %d of %d labels differ between the two batchings (dynamic int8 depends on the batch)",
-            backend,
-            sum(a != b for a, b in zip(labels, whole_list_labels, strict=True)),
-            len(texts),
-        )
+    whole_list_texts_per_s, _ = batch_throughput(predict_many, texts, len(texts))
     row = {
         "backend": backend,
         "p50_ms": round(percentile(latencies_ms, 50), 3),
@@ -248,7 +241,7 @@ def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("p50_ms", "p95_ms", "p99_ms", *THROUGHPUTS, "load_s", "rss_mb", "batch_ready_s"):
         if key in row:
             row[key] = round(percentile([run[key] for run in runs], 50), 3)
-    row["per_round"] = {key: [run[key] for run in runs if key in run] for key in ("p50_ms", *THROUGHPUTS, "load_s")}
+    row["per_round"] = {key: [run[key] for run in runs] for key in ("p50_ms", *THROUGHPUTS, "load_s")}
     return row
 
 
@@ -276,8 +269,6 @@ def markdown_table(result: dict[str, Any]) -> str:
             return f"{row[key]:.2f} ({anchor[key] / row[key]:.2f}x)" if row[key] else f"{row[key]:.2f}"
 
         def throughput(key: str, row: dict[str, Any] = row) -> str:
-            if key not in row or key not in anchor:  # a result saved before the column existed
-                return ""
             return f"{row[key]:.0f} ({row[key] / anchor[key]:.2f}x)"
 
         lines.append(
